@@ -1,0 +1,114 @@
+"""Building blocks shared by every network family: BatchNorm, convolution, SE block, head.
+
+All operators are named explicitly so that a graph's names never depend on what else was built in
+the process (the released SE-ResNeXt model's names are reproduced exactly).
+"""
+import mxnet as mx
+
+BN_EPS = 2e-5
+"""BatchNorm epsilon of the original repository and of MXNet's ResNet example."""
+
+SE_REDUCTION = 16
+"""The SE paper's reduction ratio r: the excitation bottleneck has about C / r units."""
+
+SE_DIVISOR = 8
+"""Excitation widths are C / r rounded to a multiple of this, at least this (timm's rule): it only
+changes layers of fewer than 128 channels, and gives the reference counts of SE-ResNeXt-18/34."""
+
+
+def se_width(num_filter, reduction=SE_REDUCTION, divisor=SE_DIVISOR):
+    """Units of the excitation bottleneck for ``num_filter`` channels."""
+    if reduction <= 0:
+        raise ValueError('SE reduction must be positive, got %r' % (reduction,))
+    target = num_filter / reduction
+    width = max(divisor, int(target + divisor / 2) // divisor * divisor)
+    return width + divisor if width < 0.9 * target else width
+
+
+def parse_image_shape(image_shape):
+    """Return ``image_shape`` as a tuple of three ints; accepts ``'3,224,224'`` or a sequence."""
+    if isinstance(image_shape, str):
+        image_shape = [part for part in image_shape.split(',') if part.strip()]
+    try:
+        shape = tuple(int(dim) for dim in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError('image_shape %r is not of the form C,H,W (e.g. 3,224,224)'
+                         % (image_shape,)) from None
+    if len(shape) != 3 or min(shape) <= 0:
+        raise ValueError('image_shape %r is not of the form C,H,W (e.g. 3,224,224)' % (shape,))
+    return shape
+
+
+def batchnorm(data, name, bn_mom=0.9, fix_gamma=False):
+    """BatchNorm with the project's constants."""
+    return mx.sym.BatchNorm(data=data, fix_gamma=fix_gamma, eps=BN_EPS, momentum=bn_mom, name=name)
+
+
+def conv(data, num_filter, kernel, name, stride=1, pad=None, num_group=1, workspace=512):
+    """Bias-free square convolution; ``pad`` defaults to 'same' for odd kernels."""
+    if pad is None:
+        pad = kernel // 2
+    return mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(kernel, kernel),
+                              stride=(stride, stride), pad=(pad, pad), num_group=num_group,
+                              no_bias=True, workspace=workspace, name=name)
+
+
+def conv_bn(data, num_filter, kernel, conv_name, bn_name, stride=1, pad=None, num_group=1,
+            bn_mom=0.9, workspace=512, act_name=None):
+    """Convolution -> BatchNorm, followed by ReLU when ``act_name`` is given."""
+    out = conv(data, num_filter, kernel, conv_name, stride=stride, pad=pad, num_group=num_group,
+               workspace=workspace)
+    out = batchnorm(out, bn_name, bn_mom=bn_mom)
+    if act_name is not None:
+        out = mx.sym.Activation(data=out, act_type='relu', name=act_name)
+    return out
+
+
+def se_block(data, num_filter, name, reduction=SE_REDUCTION):
+    """Squeeze-and-Excitation (Hu et al. 2018): rescale the channels of ``data`` by learned gates.
+
+    global average pool -> FC(se_width(num_filter, reduction)) -> ReLU -> FC(num_filter) -> sigmoid ->
+    channel-wise product with ``data``. The FC layers carry biases. Names follow the original's
+    released model: ``{name}_squeeze``, ``{name}_excitation1``, ``{name}_excitation2``.
+
+    Parameters
+    ----------
+    data : Symbol
+        Feature map of shape (N, num_filter, H, W).
+    num_filter : int
+        Number of channels of ``data``.
+    name : str
+        Prefix of the block's operators, e.g. ``stage1_unit1``.
+    reduction : int
+        Ratio between ``num_filter`` and the width of the excitation bottleneck.
+    """
+    squeeze = mx.sym.Pooling(data=data, global_pool=True, kernel=(1, 1), pool_type='avg',
+                             name=name + '_squeeze')
+    squeeze = mx.sym.Flatten(data=squeeze, name=name + '_flatten')
+    excitation = mx.sym.FullyConnected(data=squeeze, num_hidden=se_width(num_filter, reduction),
+                                       name=name + '_excitation1')
+    excitation = mx.sym.Activation(data=excitation, act_type='relu',
+                                   name=name + '_excitation1_relu')
+    excitation = mx.sym.FullyConnected(data=excitation, num_hidden=num_filter,
+                                       name=name + '_excitation2')
+    excitation = mx.sym.Activation(data=excitation, act_type='sigmoid',
+                                   name=name + '_excitation2_sigmoid')
+    scale = mx.sym.reshape(data=excitation, shape=(-1, num_filter, 1, 1), name=name + '_se_gate')
+    return mx.sym.broadcast_mul(data, scale, name=name + '_se_scale')
+
+
+def classifier_head(data, num_classes, drop_out=0.0, pool_name='pool1'):
+    """Global average pool -> flatten -> dropout -> ``fc1`` -> ``softmax`` (SoftmaxOutput)."""
+    pool = mx.sym.Pooling(data=data, global_pool=True, kernel=(1, 1), pool_type='avg',
+                          name=pool_name)
+    flat = mx.sym.Flatten(data=pool, name='flatten1')
+    if drop_out > 0:
+        flat = mx.sym.Dropout(data=flat, p=drop_out, name='dp1')
+    fc1 = mx.sym.FullyConnected(data=flat, num_hidden=num_classes, name='fc1')
+    return mx.sym.SoftmaxOutput(data=fc1, name='softmax')
+
+
+def data_input(bn_mom=0.9):
+    """The ``data`` variable followed by ``bn_data`` (fix_gamma), so networks take raw 0-255 pixels."""
+    data = mx.sym.Variable(name='data')
+    return batchnorm(data, 'bn_data', bn_mom=bn_mom, fix_gamma=True)

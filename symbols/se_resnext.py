@@ -1,0 +1,165 @@
+"""SE-ResNeXt (Hu et al., "Squeeze-and-Excitation Networks", 2018; Xie et al., ResNeXt, 2017).
+
+Post-activation bottleneck units whose 3x3 convolution is grouped and carries the stride, with an SE
+block on the last BatchNorm before the residual add. Depths 18 and 34 use basic (two 3x3) units, as
+the original SENet.mxnet does. Layer names are those of the original's released SE-ResNeXt-50 model,
+so its parameter files load into these graphs.
+
+Small images (height <= 32, e.g. CIFAR-10 and Fashion-MNIST padded to 32x32) get a 3x3 stem and three
+stages: depth d with (d - 2) % 9 == 0 uses (d - 2) / 9 bottleneck units per stage with outputs
+64/128/256; otherwise (d - 2) % 6 == 0 uses (d - 2) / 6 basic units per stage with outputs 16/32/64.
+"""
+import mxnet as mx
+
+from symbols.common import (SE_REDUCTION, classifier_head, conv_bn, data_input,
+                            parse_image_shape, se_block)
+
+IMAGENET_UNITS = {
+    18: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+    200: (3, 24, 36, 3),
+    269: (3, 30, 48, 8),
+}
+"""Units per stage of the ImageNet networks."""
+
+IMAGENET_BASIC_DEPTHS = (18, 34)
+IMAGENET_STEM = 64
+IMAGENET_BOTTLENECK_OUTPUTS = (256, 512, 1024, 2048)
+IMAGENET_BASIC_OUTPUTS = (64, 128, 256, 512)
+
+SMALL_STEM = 16
+SMALL_BOTTLENECK_OUTPUTS = (64, 128, 256)
+SMALL_BASIC_OUTPUTS = (16, 32, 64)
+SMALL_IMAGE_MAX_SIDE = 32
+"""Inputs whose height is at most this use the three-stage small-image network."""
+
+BOTTLENECK_WIDTH_RATIO = 2
+"""Bottleneck width = output channels / 2, so 32 groups give 32x4d and 64 groups give 64x2d."""
+
+
+def small_image_depths(max_depth=200):
+    """Depths the small-image network accepts, up to ``max_depth``."""
+    return [d for d in range(3, max_depth + 1) if (d - 2) % 9 == 0 or (d - 2) % 6 == 0]
+
+
+def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, num_group=32,
+                  bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
+    """One post-activation SE-ResNeXt unit; returns its output after the final ReLU.
+
+    Parameters
+    ----------
+    data : Symbol
+        Input feature map.
+    num_filter : int
+        Output channels of the unit.
+    stride : int
+        Stride of the unit (on the grouped 3x3 convolution, or the first 3x3 of a basic unit).
+    dim_match : bool
+        True when input and output shapes agree, so the shortcut is the identity.
+    name : str
+        Operator prefix, e.g. ``stage1_unit1``.
+    bottle_neck : bool
+        Bottleneck (1x1, grouped 3x3, 1x1) or basic (3x3, 3x3) unit.
+    num_group : int
+        Groups of the bottleneck's 3x3 convolution (ignored by basic units).
+    """
+    common = dict(bn_mom=bn_mom, workspace=workspace)
+    if bottle_neck:
+        width = num_filter // BOTTLENECK_WIDTH_RATIO
+        body = conv_bn(data, width, 1, name + '_conv1', name + '_bn1', pad=0,
+                       act_name=name + '_relu1', **common)
+        body = conv_bn(body, width, 3, name + '_conv2', name + '_bn2', stride=stride,
+                       num_group=num_group, act_name=name + '_relu2', **common)
+        body = conv_bn(body, num_filter, 1, name + '_conv3', name + '_bn3', pad=0, **common)
+    else:
+        body = conv_bn(data, num_filter, 3, name + '_conv1', name + '_bn1', stride=stride,
+                       act_name=name + '_relu1', **common)
+        body = conv_bn(body, num_filter, 3, name + '_conv2', name + '_bn2', **common)
+    body = se_block(body, num_filter, name, reduction=reduction)
+    if dim_match:
+        shortcut = data
+    else:
+        shortcut = conv_bn(data, num_filter, 1, name + '_sc', name + '_sc_bn', stride=stride,
+                           pad=0, **common)
+    out = mx.sym.elemwise_add(body, shortcut, name=name + '_plus')
+    return mx.sym.Activation(data=out, act_type='relu', name=name + '_relu')
+
+
+def network_plan(num_layers, image_shape):
+    """Return (units per stage, stage outputs, stem width, bottleneck?, small-image?)."""
+    height = image_shape[1]
+    if height <= SMALL_IMAGE_MAX_SIDE:
+        if num_layers >= 3 and (num_layers - 2) % 9 == 0:
+            per_stage = (num_layers - 2) // 9
+            return (per_stage,) * 3, SMALL_BOTTLENECK_OUTPUTS, SMALL_STEM, True, True
+        if num_layers >= 3 and (num_layers - 2) % 6 == 0:
+            per_stage = (num_layers - 2) // 6
+            return (per_stage,) * 3, SMALL_BASIC_OUTPUTS, SMALL_STEM, False, True
+        raise ValueError('depth %d is not supported for %dx%d images: use a depth d with '
+                         '(d-2) %% 9 == 0 (bottleneck: 11, 20, 29, 38, ...) or (d-2) %% 6 == 0 '
+                         '(basic: 8, 14, 26, 32, ...)' % (num_layers, height, image_shape[2]))
+    if num_layers not in IMAGENET_UNITS:
+        raise ValueError('depth %d is not supported for %dx%d images; supported depths: %s'
+                         % (num_layers, height, image_shape[2],
+                            ', '.join(str(d) for d in sorted(IMAGENET_UNITS))))
+    if num_layers in IMAGENET_BASIC_DEPTHS:
+        return IMAGENET_UNITS[num_layers], IMAGENET_BASIC_OUTPUTS, IMAGENET_STEM, False, False
+    return IMAGENET_UNITS[num_layers], IMAGENET_BOTTLENECK_OUTPUTS, IMAGENET_STEM, True, False
+
+
+def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=32, drop_out=0.0,
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, **kwargs):
+    """Build SE-ResNeXt ending in a SoftmaxOutput named ``softmax``.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of ``fc1``.
+    num_layers : int
+        Depth: 18, 34, 50, 101, 152, 200, 269 for ImageNet-sized inputs; see the module docstring
+        for small images.
+    image_shape : tuple or str
+        (C, H, W) or ``'C,H,W'``; heights <= 32 select the small-image network.
+    num_group : int
+        Groups (cardinality) of each bottleneck's 3x3 convolution; must divide every stage's width.
+    drop_out : float
+        Dropout probability before ``fc1``.
+    bn_mom : float
+        Momentum of every BatchNorm's moving statistics.
+    workspace : int
+        Convolution workspace in MB.
+    reduction : int
+        SE reduction ratio.
+    """
+    if kwargs:
+        raise TypeError('se-resnext got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
+    image_shape = parse_image_shape(image_shape)
+    units, outputs, stem, bottle_neck, small = network_plan(num_layers, image_shape)
+    if bottle_neck:
+        for out in outputs:
+            width = out // BOTTLENECK_WIDTH_RATIO
+            if num_group < 1 or width % num_group:
+                raise ValueError('--num-group %d does not divide the bottleneck width %d; use a '
+                                 'divisor of %s' % (num_group, width, ', '.join(
+                                     str(o // BOTTLENECK_WIDTH_RATIO) for o in outputs)))
+    common = dict(bn_mom=bn_mom, workspace=workspace)
+    with mx.name.NameManager():
+        body = data_input(bn_mom)
+        if small:
+            body = conv_bn(body, stem, 3, 'conv0', 'bn0', act_name='relu0', **common)
+        else:
+            body = conv_bn(body, stem, 7, 'conv0', 'bn0', stride=2, act_name='relu0', **common)
+            body = mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1),
+                                  pool_type='max', name='pool0')
+        for stage, (num_units, num_filter) in enumerate(zip(units, outputs), start=1):
+            for unit in range(1, num_units + 1):
+                first = unit == 1
+                stride = 2 if first and stage > 1 else 1
+                dim_match = not first or (stage == 1 and stem == num_filter)
+                body = residual_unit(body, num_filter, stride, dim_match,
+                                     'stage%d_unit%d' % (stage, unit), bottle_neck=bottle_neck,
+                                     num_group=num_group, reduction=reduction, **common)
+        return classifier_head(body, num_classes, drop_out=drop_out)
