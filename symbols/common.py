@@ -11,6 +11,9 @@ BN_EPS = 2e-5
 SE_REDUCTION = 16
 """The SE paper's reduction ratio r: the excitation bottleneck has about C / r units."""
 
+SMALL_IMAGE_MAX_SIDE = 32
+"""Inputs whose height is at most this get a family's small-image (CIFAR-style) network."""
+
 SE_DIVISOR = 8
 """Excitation widths are C / r rounded to a multiple of this, at least this (timm's rule): it only
 changes layers of fewer than 128 channels, and gives the reference counts of SE-ResNeXt-18/34."""

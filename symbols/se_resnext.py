@@ -11,8 +11,15 @@ stages: depth d with (d - 2) % 9 == 0 uses (d - 2) / 9 bottleneck units per stag
 """
 import mxnet as mx
 
-from symbols.common import (SE_REDUCTION, classifier_head, conv_bn, data_input,
-                            parse_image_shape, se_block)
+from symbols.common import (
+    SE_REDUCTION,
+    SMALL_IMAGE_MAX_SIDE,
+    classifier_head,
+    conv_bn,
+    data_input,
+    parse_image_shape,
+    se_block,
+)
 
 IMAGENET_UNITS = {
     18: (2, 2, 2, 2),
@@ -33,8 +40,6 @@ IMAGENET_BASIC_OUTPUTS = (64, 128, 256, 512)
 SMALL_STEM = 16
 SMALL_BOTTLENECK_OUTPUTS = (64, 128, 256)
 SMALL_BASIC_OUTPUTS = (16, 32, 64)
-SMALL_IMAGE_MAX_SIDE = 32
-"""Inputs whose height is at most this use the three-stage small-image network."""
 
 BOTTLENECK_WIDTH_RATIO = 2
 """Bottleneck width = output channels / 2, so 32 groups give 32x4d and 64 groups give 64x2d."""

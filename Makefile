@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST_SYSTEM := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FMNIST_LOCAL := .cache/dataset-fashion-mnist/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+# The main job: SE-ResNeXt-29 (8 groups) on Fashion-MNIST, 32x32 inputs.
+TRAIN_ARGS ?= --data-type fashion-mnist --depth 29 --num-group 8 --batch-size 128 \
+	--lr 0.1 --num-epochs 12 --lr-step-epochs 6,9 --aug-level 1
+
+.PHONY: setup venv dataset train test lint clean
+
+setup: venv dataset
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+# Debian's dataset-fashion-mnist: installed system-wide as root, else unpacked into .cache/.
+dataset:
+	@if [ -f $(FMNIST_SYSTEM) ] || [ -f $(FMNIST_LOCAL) ]; then \
+		echo "Fashion-MNIST: found"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		mkdir -p .cache && cd .cache && apt-get download dataset-fashion-mnist && \
+		dpkg-deb -x dataset-fashion-mnist_*.deb dataset-fashion-mnist && rm -f dataset-fashion-mnist_*.deb; \
+	fi
+
+train: setup
+	$(PY) train_se_resnext_w_d.py $(TRAIN_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf model log .pytest_cache

@@ -1,0 +1,585 @@
+"""Shared training code for every trainer: arguments, contexts, the training loop, checkpoints, resume.
+
+The trainers (``train_se_resnext_w_d.py``, ...) only choose their family's defaults and call
+:func:`main`. Checkpoints are ``<prefix>-symbol.json``, ``<prefix>-%04d.params`` and
+``<prefix>-%04d.states`` after every epoch; ``--model-load-epoch N --retrain`` restores parameters,
+optimizer state and the learning-rate position and continues with epoch N + 1.
+"""
+import argparse
+import glob
+import logging
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+import data
+import symbols
+from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape
+
+LOG = logging.getLogger('senet')
+
+KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+
+SCHEDULES = {
+    'imagenet': dict(num_epochs=100, lr_step_epochs='30,60,90'),
+    'cifar10': dict(num_epochs=200, lr_step_epochs='100,150'),
+    'fashion-mnist': dict(num_epochs=12, lr_step_epochs='6,9'),
+    'custom': dict(num_epochs=30, lr_step_epochs='10,20'),
+}
+"""Default epochs and learning-rate steps (in epochs) per data type; steps lie inside the run."""
+
+SMALL_IMAGE_DEPTH = 29
+"""Default depth for inputs of 32x32 or less (three stages of three bottleneck units)."""
+
+IMAGENET_DEPTH = 50
+
+BENCHMARK_WARMUP = 2
+BENCHMARK_BATCHES = 10
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files it names; the message says how to fix it."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line naming the problem and pointing at ``--help``."""
+
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
+def add_fit_args(parser):
+    """Model, optimisation, checkpoint and device flags (the original's, plus MXNet example's)."""
+    net = parser.add_argument_group('network')
+    net.add_argument('--network', choices=sorted(symbols.NETWORKS),
+                     help='registry network to train')
+    net.add_argument('--depth', type=int,
+                     help='network depth; default 50 for 224x224 inputs, %d for 32x32'
+                          % SMALL_IMAGE_DEPTH)
+    net.add_argument('--num-group', type=int, default=32,
+                     help='groups (cardinality) of the grouped 3x3 convolutions')
+    net.add_argument('--drop-out', type=float, default=0.0,
+                     help='dropout probability before the classifier fc1')
+    net.add_argument('--bn-mom', type=float, default=0.9, help='momentum of BatchNorm statistics')
+    net.add_argument('--workspace', type=int, default=512, help='convolution workspace (MB)')
+    net.add_argument('--memonger', action='store_true',
+                     help='trade compute for memory: recompute cheap activations in backward '
+                          '(sets MXNET_BACKWARD_DO_MIRROR=1)')
+
+    opt = parser.add_argument_group('optimisation')
+    opt.add_argument('--optimizer', default='nag', help='MXNet optimizer name (nag, sgd, adam, ...)')
+    opt.add_argument('--lr', type=float, default=0.1, help='initial learning rate')
+    opt.add_argument('--mom', type=float, default=0.9, help='momentum (sgd, nag)')
+    opt.add_argument('--wd', type=float, default=1e-4, help='weight decay')
+    opt.add_argument('--batch-size', type=int, default=256,
+                     help='total batch size over all devices')
+    opt.add_argument('--num-epochs', type=int, help='epochs to train; default per data type')
+    opt.add_argument('--lr-step-epochs', help='comma-separated epochs at which the learning rate '
+                                              'is multiplied by --lr-factor; default per data type')
+    opt.add_argument('--lr-factor', type=float, default=0.1, help='learning-rate decay factor')
+    opt.add_argument('--warmup-epochs', type=float, default=0.0,
+                     help='epochs of linear learning-rate warm-up from 0')
+    opt.add_argument('--seed', type=int, default=0,
+                     help='seed of initialisation, shuffling and augmentation')
+
+    run = parser.add_argument_group('devices, checkpoints and logging')
+    run.add_argument('--gpus', default='',
+                     help="GPU ids like '0,1,2,3'; empty trains on the CPU")
+    run.add_argument('--kv-store', default='device', choices=KV_STORES,
+                     help='key-value store for gradient aggregation')
+    run.add_argument('--model-prefix', help='checkpoint prefix; default model/<net>-<data>-<depth>')
+    run.add_argument('--log-file', help='log file; default log/<net>-<data>-<depth>.log')
+    run.add_argument('--model-load-epoch', type=int, default=0,
+                     help='with --retrain: resume from the checkpoint of this epoch')
+    run.add_argument('--retrain', action='store_true',
+                     help='resume training from --model-load-epoch')
+    run.add_argument('--frequent', type=int, default=50,
+                     help='log training speed and metrics every this many batches')
+    run.add_argument('--benchmark', action='store_true',
+                     help='train on synthetic data and report img/s; no data files needed')
+    return parser
+
+
+def add_data_args(parser):
+    """Data-set flags (see data.py for the data types)."""
+    group = parser.add_argument_group('data')
+    group.add_argument('--data-type', default='imagenet', choices=sorted(data.DATA_TYPES),
+                       help='data set; fashion-mnist is built in')
+    group.add_argument('--data-dir', help='directory of the data type\'s .rec files; '
+                                          'default ./data/<data-type>/')
+    group.add_argument('--data-train', help='training .rec (overrides --data-dir)')
+    group.add_argument('--data-val', help='validation .rec (overrides --data-dir)')
+    group.add_argument('--image-shape', help='input shape C,H,W; default per data type')
+    group.add_argument('--num-classes', type=int, help='classes; default per data type')
+    group.add_argument('--num-examples', type=int,
+                       help='training examples per epoch; default per data type')
+    group.add_argument('--aug-level', type=int, default=2, choices=(0, 1, 2, 3),
+                       help='augmentation: 0 none, 1 crop+mirror, 2 +scale/aspect/colour, '
+                            '3 +rotation/shear (levels 2-3 apply to ImageNet)')
+    return parser
+
+
+def build_parser(description=None, **defaults):
+    """The trainers' parser; ``defaults`` are the trainer's presets, applied before parsing."""
+    parser = OneLineParser(description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_args(parser)
+    add_fit_args(parser)
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def parse_gpus(text):
+    """'0,1' -> [0, 1]; '' -> []."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        ids = [int(part) for part in text.split(',')]
+    except ValueError:
+        raise UsageError("--gpus %r is not a comma-separated list of GPU ids such as '0,1' (leave "
+                         "it empty to use the CPU)" % text) from None
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise UsageError('--gpus %r must list distinct non-negative GPU ids' % text)
+    return ids
+
+
+def make_contexts(gpus):
+    """Contexts for ``--gpus``: the GPUs named, or the CPU."""
+    import mxnet as mx
+    ids = parse_gpus(gpus)
+    if not ids:
+        return [mx.cpu()]
+    available = mx.context.num_gpus()
+    missing = [i for i in ids if i >= available]
+    if missing:
+        raise UsageError('--gpus asks for GPU %s but this machine has %d visible GPU(s) (a CPU '
+                         'build of MXNet has none); leave --gpus empty to train on the CPU'
+                         % (','.join(map(str, missing)), available))
+    return [mx.gpu(i) for i in ids]
+
+
+def parse_step_epochs(text):
+    """'30,60' -> [30.0, 60.0], increasing and positive."""
+    try:
+        steps = [float(part) for part in text.split(',') if part.strip()]
+    except ValueError:
+        raise UsageError('--lr-step-epochs %r is not a comma-separated list of epochs' % text) \
+            from None
+    if any(s <= 0 for s in steps) or steps != sorted(steps):
+        raise UsageError('--lr-step-epochs %r must be increasing positive epochs' % text)
+    return steps
+
+
+def resolve_args(args):
+    """Fill the per-data-type defaults that the user left unset; never overwrite a given value."""
+    spec = data.DATA_TYPES[args.data_type]
+    schedule = SCHEDULES[args.data_type]
+    if args.num_classes is None:
+        args.num_classes = spec['num_classes']
+    if args.num_classes is None:
+        raise UsageError('--num-classes is required with --data-type %s' % args.data_type)
+    if args.image_shape is None:
+        if spec['image_shape'] is None:
+            raise UsageError('--image-shape C,H,W is required with --data-type %s'
+                             % args.data_type)
+        args.image_shape = ','.join(map(str, spec['image_shape']))
+    try:
+        args.image_shape = parse_image_shape(args.image_shape)
+    except ValueError as err:
+        raise UsageError('--' + str(err).replace('_', '-')) from None
+    if args.depth is None:
+        small = args.image_shape[1] <= SMALL_IMAGE_MAX_SIDE
+        args.depth = SMALL_IMAGE_DEPTH if small else IMAGENET_DEPTH
+    if args.num_epochs is None:
+        args.num_epochs = schedule['num_epochs']
+    if args.lr_step_epochs is None:
+        args.lr_step_epochs = schedule['lr_step_epochs']
+    args.lr_steps = parse_step_epochs(args.lr_step_epochs)
+    if args.data_dir is None:
+        args.data_dir = os.path.join('.', 'data', args.data_type)
+    tag = '%s-%s-%d' % (args.network, args.data_type, args.depth)
+    if args.model_prefix is None:
+        args.model_prefix = os.path.join('model', tag)
+    if args.log_file is None:
+        args.log_file = os.path.join('log', tag + '.log')
+    for name in ('batch_size', 'num_epochs', 'frequent', 'num_classes'):
+        if getattr(args, name) <= 0:
+            raise UsageError('--%s must be positive, got %d' % (name.replace('_', '-'),
+                                                               getattr(args, name)))
+    if args.model_load_epoch and not args.retrain:
+        raise UsageError('--model-load-epoch %d needs --retrain to resume from that checkpoint '
+                         '(without it the run would silently start from scratch)'
+                         % args.model_load_epoch)
+    if args.retrain and args.model_load_epoch <= 0:
+        raise UsageError('--retrain needs --model-load-epoch N (N >= 1), the epoch to resume from')
+    if args.model_load_epoch >= args.num_epochs:
+        raise UsageError('--model-load-epoch %d is not before --num-epochs %d: nothing to train'
+                         % (args.model_load_epoch, args.num_epochs))
+    return args
+
+
+class EpochStepScheduler:
+    """Learning rate as a pure function of the update count: linear warm-up, then steps in epochs.
+
+    Being stateless, a resumed run (which starts counting at ``begin_epoch * epoch_size``) gets the
+    learning rate an uninterrupted run would have at every batch.
+    """
+
+    def __init__(self, base_lr, epoch_size, step_epochs=(), factor=0.1, warmup_epochs=0.0):
+        self.base_lr = base_lr
+        self.epoch_size = epoch_size
+        self.step_updates = [int(round(epoch * epoch_size)) for epoch in step_epochs]
+        self.factor = factor
+        self.warmup_updates = int(round(warmup_epochs * epoch_size))
+
+    def __call__(self, num_update):
+        """Learning rate of update ``num_update`` (1 for the first batch)."""
+        if num_update <= self.warmup_updates:
+            return self.base_lr * num_update / self.warmup_updates
+        passed = sum(1 for step in self.step_updates if num_update > step)
+        return self.base_lr * self.factor ** passed
+
+
+def checkpoint_paths(prefix, epoch):
+    """The symbol, params and states files of ``epoch``."""
+    return ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch),
+            '%s-%04d.states' % (prefix, epoch))
+
+
+def saved_epochs(prefix):
+    """Epochs that have a params file under ``prefix``, sorted."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r'-(\d{4})\.params$')
+    found = [pattern.match(os.path.basename(path))
+             for path in glob.glob(glob.escape(prefix) + '-*.params')]
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def _atomic_write(path, write):
+    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(mod, symbol, prefix, epoch, save_states=True):
+    """Write symbol, params and optimizer states of ``epoch``, each atomically."""
+    import mxnet as mx
+    sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
+    arg_params, aux_params = mod.get_params()
+    params = {'arg:' + k: v for k, v in arg_params.items()}
+    params.update({'aux:' + k: v for k, v in aux_params.items()})
+    _atomic_write(sym_path, symbol.save)
+    _atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
+    if save_states:
+        _atomic_write(states_path, mod.save_optimizer_states)
+    LOG.info('Saved checkpoint to "%s"', params_path)
+
+
+def load_checkpoint(prefix, epoch):
+    """(arg_params, aux_params, states path or None) of ``epoch``; a missing one is a UsageError."""
+    import mxnet as mx
+    _, params_path, states_path = checkpoint_paths(prefix, epoch)
+    if not os.path.isfile(params_path):
+        existing = saved_epochs(prefix)
+        raise UsageError('no checkpoint %s to resume from; %s' % (
+            params_path, 'saved epochs under this prefix: %s' % ', '.join(map(str, existing))
+            if existing else 'no epochs are saved under --model-prefix %s' % prefix))
+    try:
+        saved = mx.nd.load(params_path)
+    except mx.base.MXNetError:
+        raise UsageError('%s is not a readable params file (truncated or corrupt); resume from '
+                         'another epoch' % params_path) from None
+    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+    return arg_params, aux_params, states_path if os.path.isfile(states_path) else None
+
+
+def make_metric(num_classes):
+    """Accuracy, top-5 accuracy where there are more than 10 classes, and cross-entropy."""
+    import mxnet as mx
+    metrics = [mx.metric.Accuracy()]
+    if num_classes > 10:
+        metrics.append(mx.metric.TopKAccuracy(top_k=5))
+    metrics.append(mx.metric.CrossEntropy())
+    return mx.metric.CompositeEvalMetric(metrics)
+
+
+def evaluate(mod, make_iter, num_classes):
+    """Metrics of ``mod`` over every record of a fresh iterator, padding excluded.
+
+    A fresh iterator reports ``pad`` correctly (NOTES: the 1.9.1 reset bug), so the wrapped-around
+    rows of the last batch are dropped and each example counts exactly once.
+    """
+    import mxnet as mx
+    metric = make_metric(num_classes)
+    count = 0
+    for batch in make_iter():
+        mod.forward(batch, is_train=False)
+        keep = batch.data[0].shape[0] - batch.pad
+        outputs = [out[:keep] for out in mod.get_outputs()]
+        metric.update([batch.label[0][:keep]], outputs)
+        count += keep
+    mx.nd.waitall()
+    return dict(metric.get_name_value()), count
+
+
+class SyntheticIter:
+    """Endless batches of random pixels and labels for ``--benchmark``."""
+
+    def __init__(self, batch_size, image_shape, num_classes, context):
+        import mxnet as mx
+        rng = np.random.RandomState(0)
+        self.batch = mx.io.DataBatch(
+            data=[mx.nd.array(rng.uniform(0, 255, (batch_size,) + tuple(image_shape)),
+                              ctx=context)],
+            label=[mx.nd.array(rng.randint(0, num_classes, batch_size), ctx=context)], pad=0)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.batch
+
+
+def setup_logging(log_file):
+    """Log to the console and to ``log_file`` (its directory is created)."""
+    directory = os.path.dirname(os.path.abspath(log_file))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        file_handler = logging.FileHandler(log_file)
+    except OSError as err:
+        raise UsageError('cannot write the log file %s (%s); choose another --log-file'
+                         % (log_file, err.strerror or err)) from None
+    formatter = logging.Formatter('%(asctime)s %(message)s')
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, 'senet_handler', False):
+            root.removeHandler(handler)
+            handler.close()
+    console = logging.StreamHandler(sys.stdout)
+    for handler in (console, file_handler):
+        handler.setFormatter(formatter)
+        handler.senet_handler = True
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _format_metrics(metric):
+    return '\t'.join('%s=%f' % (name, value) for name, value in metric.get_name_value())
+
+
+def _format_duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return '%d:%02d:%02d' % (hours, minutes, seconds)
+
+
+def fit(args):
+    """Train ``args.network`` as the parsed arguments say; returns the final validation metrics."""
+    import mxnet as mx
+    if args.memonger:
+        os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
+    contexts = make_contexts(args.gpus)
+    if args.batch_size < len(contexts):
+        raise UsageError('--batch-size %d is smaller than the %d devices of --gpus %s; use at '
+                         'least one example per device' % (args.batch_size, len(contexts),
+                                                           args.gpus))
+    if 'dist' in args.kv_store and 'DMLC_ROLE' not in os.environ:
+        raise UsageError('--kv-store %s needs a distributed job: start the trainer through '
+                         "mxnet's launch.py (see the README)" % args.kv_store)
+    try:
+        symbol = symbols.get_symbol(args.network, args.num_classes, num_layers=args.depth,
+                                    image_shape=args.image_shape, num_group=args.num_group,
+                                    drop_out=args.drop_out, bn_mom=args.bn_mom,
+                                    workspace=args.workspace)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
+    kv = mx.kv.create(args.kv_store)
+    num_workers, rank = kv.num_workers, kv.rank
+
+    if args.benchmark:
+        train_rec = val_rec = None
+        num_examples = args.batch_size * (BENCHMARK_WARMUP + BENCHMARK_BATCHES)
+    else:
+        try:
+            train_rec, val_rec = data.resolve_rec_files(args.data_type, args.data_dir,
+                                                        args.aug_level, args.data_train,
+                                                        args.data_val)
+        except data.DataError as err:
+            raise UsageError(str(err)) from None
+        num_examples = args.num_examples
+        if num_examples is None:
+            num_examples = data.DATA_TYPES[args.data_type]['num_examples'] \
+                or data.count_records(train_rec)
+        if num_examples is None:
+            raise UsageError('--num-examples is required: %s has no .idx file to count its '
+                             'records' % train_rec)
+    epoch_size = num_examples // num_workers // args.batch_size
+    if epoch_size < 1:
+        raise UsageError('--batch-size %d is larger than the %d training examples per worker'
+                         % (args.batch_size, num_examples // num_workers))
+
+    arg_params = aux_params = states_path = None
+    begin_epoch = 0
+    if args.retrain:
+        arg_params, aux_params, states_path = load_checkpoint(args.model_prefix,
+                                                              args.model_load_epoch)
+        begin_epoch = args.model_load_epoch
+
+    directory = os.path.dirname(os.path.abspath(args.model_prefix))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise UsageError('cannot create the checkpoint directory %s (%s); choose another '
+                         '--model-prefix' % (directory, err.strerror or err)) from None
+    if not os.access(directory, os.W_OK):
+        raise UsageError('the checkpoint directory %s is not writable; choose another '
+                         '--model-prefix' % directory)
+
+    LOG.info('arguments: %s', vars(args))
+    mod = mx.mod.Module(symbol, context=contexts)
+    data_shape = (args.batch_size,) + tuple(args.image_shape)
+    mod.bind(data_shapes=[('data', data_shape)], label_shapes=[('softmax_label',
+                                                                 (args.batch_size,))])
+    initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+    try:
+        mod.init_params(initializer, arg_params=arg_params, aux_params=aux_params,
+                        allow_missing=False)
+    except (RuntimeError, ValueError, AssertionError, mx.base.MXNetError) as err:
+        raise UsageError('checkpoint %s does not fit this network (%s); check --network, '
+                         '--depth, --num-group and --num-classes'
+                         % (checkpoint_paths(args.model_prefix, begin_epoch)[1],
+                            str(err).splitlines()[0])) from None
+    scheduler = EpochStepScheduler(args.lr, epoch_size, args.lr_steps, args.lr_factor,
+                                   args.warmup_epochs)
+    for step in args.lr_steps:
+        if step >= args.num_epochs:
+            LOG.warning('learning-rate step at epoch %g is never reached in %d epochs', step,
+                        args.num_epochs)
+    optimizer_params = dict(learning_rate=args.lr, wd=args.wd, lr_scheduler=scheduler,
+                            rescale_grad=1.0 / args.batch_size,
+                            begin_num_update=begin_epoch * epoch_size)
+    if args.optimizer in ('sgd', 'nag'):
+        optimizer_params['momentum'] = args.mom
+    if args.optimizer not in mx.optimizer.Optimizer.opt_registry:
+        raise UsageError('unknown --optimizer %r; choose one of: %s' % (
+            args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
+    mod.init_optimizer(kvstore=kv, optimizer=args.optimizer, optimizer_params=optimizer_params)
+    if states_path:
+        mod.load_optimizer_states(states_path)
+        LOG.info('resumed from epoch %d: params, optimizer states and learning rate %g',
+                 begin_epoch, scheduler(begin_epoch * epoch_size + 1))
+    elif args.retrain:
+        LOG.warning('no optimizer states for epoch %d; momentum restarts from zero', begin_epoch)
+
+    if args.benchmark:
+        return benchmark(mod, args, contexts[0])
+
+    def train_iter(epoch):
+        return data.make_rec_iter(train_rec, args.image_shape, args.batch_size, train=True,
+                                  data_type=args.data_type, aug_level=args.aug_level,
+                                  shuffle=True, seed=args.seed * 1000 + epoch,
+                                  num_parts=num_workers, part_index=rank)
+
+    def val_iter():
+        return data.make_rec_iter(val_rec, args.image_shape, args.batch_size,
+                                  num_parts=num_workers, part_index=rank)
+
+    metric = make_metric(args.num_classes)
+    save_states = 'dist' not in args.kv_store
+    run_start = time.time()
+    best = (None, -1.0)
+    val_metrics = {}
+    for epoch in range(begin_epoch, args.num_epochs):
+        tic = time.time()
+        metric.reset()
+        batches = iter(train_iter(epoch))
+        window_tic, window_start = time.time(), 0
+        for nbatch in range(epoch_size):
+            batch = next(batches)
+            mod.forward_backward(batch)
+            mod.update()
+            mod.update_metric(metric, batch.label)
+            if (nbatch + 1) % args.frequent == 0:
+                num_update = epoch * epoch_size + nbatch + 1
+                speed = (nbatch + 1 - window_start) * args.batch_size / (time.time() - window_tic)
+                LOG.info('Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s\tlr=%.8g', epoch,
+                         window_start, nbatch + 1, speed, _format_metrics(metric),
+                         scheduler(num_update))
+                window_tic, window_start = time.time(), nbatch + 1
+        for name, value in metric.get_name_value():
+            LOG.info('Epoch[%d] Train-%s=%f', epoch, name, value)
+        elapsed = time.time() - tic
+        LOG.info('Epoch[%d] Time cost=%.3f', epoch, elapsed)
+        remaining = (time.time() - run_start) / (epoch + 1 - begin_epoch) * \
+            (args.num_epochs - epoch - 1)
+        LOG.info('Epoch[%d] Throughput=%.1f samples/sec\tlr=%.8g\testimated time left=%s', epoch,
+                 epoch_size * args.batch_size / elapsed, scheduler((epoch + 1) * epoch_size),
+                 _format_duration(remaining))
+        if rank == 0:
+            save_checkpoint(mod, symbol, args.model_prefix, epoch + 1, save_states)
+        if val_rec:
+            val_metrics, _ = evaluate(mod, val_iter, args.num_classes)
+            for name, value in val_metrics.items():
+                LOG.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
+            if val_metrics['accuracy'] > best[1]:
+                best = (epoch + 1, val_metrics['accuracy'])
+    if val_rec:
+        final, count = evaluate(mod, val_iter, args.num_classes)
+        LOG.info('Final validation accuracy %.4f on %d images (best %.4f after epoch %d); %s '
+                 'in %s; checkpoints under %s', final['accuracy'], count, best[1], best[0],
+                 'trained %d epochs' % (args.num_epochs - begin_epoch),
+                 _format_duration(time.time() - run_start), args.model_prefix)
+        return final
+    return val_metrics
+
+
+def benchmark(mod, args, context):
+    """Time forward, backward and update on synthetic batches; log and return img/s."""
+    import mxnet as mx
+    batches = SyntheticIter(args.batch_size, args.image_shape, args.num_classes, context)
+    times = []
+    for i in range(BENCHMARK_WARMUP + BENCHMARK_BATCHES):
+        tic = time.time()
+        mod.forward_backward(next(batches))
+        mod.update()
+        mx.nd.waitall()
+        if i >= BENCHMARK_WARMUP:
+            times.append(time.time() - tic)
+    speed = args.batch_size / float(np.median(times))
+    LOG.info('benchmark: %s depth %d, batch %d, input %s: training %.2f img/s (median of %d '
+             'batches)', args.network, args.depth, args.batch_size,
+             'x'.join(map(str, args.image_shape)), speed, BENCHMARK_BATCHES)
+    return {'img_per_sec': speed}
+
+
+def main(argv=None, description=None, **defaults):
+    """Parse ``argv`` with the trainer's ``defaults`` and train; returns a process exit code."""
+    parser = build_parser(description, **defaults)
+    args = parser.parse_args(argv)
+    try:
+        resolve_args(args)
+        setup_logging(args.log_file)
+        fit(args)
+    except UsageError as err:
+        sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
+        return 2
+    except Exception as err:  # MXNet's C++ errors carry a stack trace: keep the first line.
+        import mxnet as mx
+        if not isinstance(err, mx.base.MXNetError):
+            raise
+        sys.stderr.write('%s: error: MXNet failed: %s\n'
+                         % (parser.prog, str(err).strip().splitlines()[0]))
+        return 1
+    return 0
