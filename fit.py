@@ -273,6 +273,9 @@ def save_checkpoint(mod, symbol, prefix, epoch, save_states=True):
     """Write symbol, params and optimizer states of ``epoch``, each atomically."""
     import mxnet as mx
     sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
+    # MXNet 1.9.1's oneDNN BatchNorm updates its moving statistics outside the engine's dependency
+    # tracking: without this wait, get_params() copies stale moving means and variances.
+    mx.nd.waitall()
     arg_params, aux_params = mod.get_params()
     params = {'arg:' + k: v for k, v in arg_params.items()}
     params.update({'aux:' + k: v for k, v in aux_params.items()})
@@ -300,6 +303,13 @@ def load_checkpoint(prefix, epoch):
     arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
     aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
     return arg_params, aux_params, states_path if os.path.isfile(states_path) else None
+
+
+def load_optimizer_states(mod, path):
+    """Module.load_optimizer_states without leaving the file open."""
+    updater = mod._kvstore._updater if mod._update_on_kvstore else mod._updater
+    with open(path, 'rb') as stream:
+        updater.set_states(stream.read())
 
 
 def make_metric(num_classes):
@@ -477,7 +487,7 @@ def fit(args):
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     mod.init_optimizer(kvstore=kv, optimizer=args.optimizer, optimizer_params=optimizer_params)
     if states_path:
-        mod.load_optimizer_states(states_path)
+        load_optimizer_states(mod, states_path)
         LOG.info('resumed from epoch %d: params, optimizer states and learning rate %g',
                  begin_epoch, scheduler(begin_epoch * epoch_size + 1))
     elif args.retrain:

@@ -1,0 +1,41 @@
+"""Shared fixtures: small real Fashion-MNIST slices and a way to run the trainers as processes."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
+
+SLICE_TRAIN = 512
+SLICE_VAL = 256
+
+
+@pytest.fixture(scope='session')
+def fmnist_slice(tmp_path_factory):
+    """First 512 training and 256 test images of the real Fashion-MNIST as indexed .rec files."""
+    directory = tmp_path_factory.mktemp('fmnist-slice')
+    paths = {}
+    for split, count in (('train', SLICE_TRAIN), ('val', SLICE_VAL)):
+        images, labels = data.load_fashion_mnist(split)
+        paths[split] = data.write_indexed_rec(str(directory / (split + '.rec')),
+                                              data.to_rgb32(images[:count]), labels[:count])
+    return paths
+
+
+def slice_args(fmnist_slice, tmp_path, depth=11, num_group=2, batch_size=64, epochs=2):
+    """Trainer arguments for a small SE-ResNeXt on the slice, checkpoints under ``tmp_path``."""
+    return ['--data-type', 'custom', '--data-train', fmnist_slice['train'],
+            '--data-val', fmnist_slice['val'], '--num-classes', '10', '--image-shape', '3,32,32',
+            '--depth', str(depth), '--num-group', str(num_group), '--batch-size', str(batch_size),
+            '--num-epochs', str(epochs), '--model-prefix', str(tmp_path / 'model' / 'net'),
+            '--log-file', str(tmp_path / 'log' / 'net.log')]
+
+
+def run_script(script, args, timeout=600, cwd=ROOT):
+    """Run a repository script with the test interpreter; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, '-W', 'ignore', os.path.join(ROOT, script)] + list(args),
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)

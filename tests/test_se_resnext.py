@@ -1,0 +1,163 @@
+"""SE-ResNeXt builder: reference parameter counts, the released model's names, shapes, gradients."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import symbols
+from symbols import common, se_resnext
+from tests.conftest import SHARED
+
+COMPAT_JSON = os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json')
+
+# Trainable arguments, 1000 classes, excluding bn_data_* (timm / GluonCV / Cadene's port; SPEC §3.1).
+REFERENCE_COUNTS = {
+    (50, 32): 27559896,
+    (101, 32): 48955416,
+    (18, 32): 11779624,
+    (34, 32): 21960416,
+}
+
+
+def parameter_count(sym, image_shape=(3, 224, 224)):
+    shapes, _, _ = sym.infer_shape(data=(1,) + image_shape)
+    return sum(int(np.prod(shape)) for name, shape in zip(sym.list_arguments(), shapes)
+               if name not in ('data', 'softmax_label') and not name.startswith('bn_data'))
+
+
+@pytest.mark.parametrize('depth,num_group', sorted(REFERENCE_COUNTS))
+def test_reference_parameter_counts(depth, num_group):
+    sym = symbols.get_symbol('se-resnext', 1000, num_layers=depth, num_group=num_group)
+    assert parameter_count(sym) == REFERENCE_COUNTS[(depth, num_group)]
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.dirname(COMPAT_JSON)),
+                    reason='../shared/compat/ (the released model JSON) is not beside this checkout')
+def test_released_model_names_and_shapes():
+    released = mx.sym.load(COMPAT_JSON)
+    ours = symbols.get_symbol('se-resnext', 1000, num_layers=50, num_group=64)
+    shape = dict(data=(1, 3, 224, 224))
+    ref_args, _, ref_aux = released.infer_shape(**shape)
+    args, _, aux = ours.infer_shape(**shape)
+    assert dict(zip(ours.list_arguments(), args)) == dict(zip(released.list_arguments(), ref_args))
+    assert dict(zip(ours.list_auxiliary_states(), aux)) == \
+        dict(zip(released.list_auxiliary_states(), ref_aux))
+
+
+@pytest.mark.parametrize('depth', sorted(se_resnext.IMAGENET_UNITS))
+def test_imagenet_depths_output_shape(depth):
+    sym = symbols.get_symbol('se-resnext', 7, num_layers=depth)
+    _, out_shapes, _ = sym.infer_shape(data=(2, 3, 224, 224))
+    assert out_shapes == [(2, 7)]
+    assert sym.get_internals()['fc1_output'].infer_shape(data=(2, 3, 224, 224))[1] == [(2, 7)]
+
+
+@pytest.mark.parametrize('depth', [8, 11, 14, 20, 29])
+def test_small_image_depths_shape_and_gradients(depth):
+    """Every parameter receives a finite, non-zero gradient of its own shape on 32x32 inputs."""
+    sym = symbols.get_symbol('se-resnext', 10, num_layers=depth, image_shape='3,32,32',
+                             num_group=4)
+    batch = 4
+    exe = sym.simple_bind(mx.cpu(), data=(batch, 3, 32, 32), softmax_label=(batch,))
+    rng = np.random.RandomState(0)
+    for name, arr in exe.arg_dict.items():
+        if name == 'data':
+            arr[:] = rng.uniform(0, 255, arr.shape)
+        elif name == 'softmax_label':
+            arr[:] = rng.randint(0, 10, batch)
+        elif name.endswith('_gamma'):
+            arr[:] = 1
+        elif name.endswith('_weight'):
+            arr[:] = rng.normal(0, 0.1, arr.shape)
+        else:
+            arr[:] = rng.normal(0, 0.01, arr.shape)
+    exe.forward(is_train=True)
+    assert exe.outputs[0].shape == (batch, 10)
+    exe.backward()
+    for name, grad in exe.grad_dict.items():
+        if name in ('data', 'softmax_label'):
+            continue
+        assert grad.shape == exe.arg_dict[name].shape, name
+        values = grad.asnumpy()
+        assert np.isfinite(values).all(), name
+        if name != 'bn_data_gamma':  # fix_gamma=True: gamma stays 1, its gradient is zero
+            assert np.abs(values).sum() > 0, name
+
+
+def test_num_classes_changes_only_fc1():
+    def shapes(num_classes):
+        sym = symbols.get_symbol('se-resnext', num_classes, num_layers=50)
+        args, _, _ = sym.infer_shape(data=(1, 3, 224, 224))
+        return dict(zip(sym.list_arguments(), args))
+    a, b = shapes(1000), shapes(37)
+    changed = sorted(name for name in a if a[name] != b[name])
+    assert changed == ['fc1_bias', 'fc1_weight']
+    assert b['fc1_weight'] == (37, 2048)
+
+
+@pytest.mark.parametrize('depth,shape', [(77, '3,224,224'), (51, '3,32,32'), (4, '3,32,32')])
+def test_unsupported_depth_names_supported_ones(depth, shape):
+    with pytest.raises(ValueError) as err:
+        symbols.get_symbol('se-resnext', 10, num_layers=depth, image_shape=shape)
+    message = str(err.value)
+    assert 'depth %d' % depth in message
+    assert ('101' in message) if shape.endswith('224') else ('29' in message)
+
+
+def test_num_group_must_divide_width():
+    with pytest.raises(ValueError, match='does not divide'):
+        symbols.get_symbol('se-resnext', 10, num_layers=50, num_group=48)
+
+
+def test_unknown_network_lists_registry():
+    with pytest.raises(ValueError, match='se-resnext'):
+        symbols.get_symbol('se-resnet-9000', 10)
+
+
+def test_names_do_not_depend_on_build_history():
+    first = json.loads(symbols.get_symbol('se-resnext', 10, num_layers=11,
+                                          image_shape=(3, 32, 32), num_group=2).tojson())
+    symbols.get_symbol('se-resnext', 10, num_layers=29, image_shape=(3, 32, 32))
+    second = json.loads(symbols.get_symbol('se-resnext', 10, num_layers=11,
+                                           image_shape=(3, 32, 32), num_group=2).tojson())
+    assert [n['name'] for n in first['nodes']] == [n['name'] for n in second['nodes']]
+    assert not any(n['name'].startswith(('_plus', 'broadcast_mul', 'reshape', 'flatten0'))
+                   for n in first['nodes'])
+
+
+def test_drop_out_and_bn_mom_reach_the_graph():
+    sym = symbols.get_symbol('se-resnext', 10, num_layers=11, image_shape=(3, 32, 32),
+                             num_group=2, drop_out=0.3, bn_mom=0.8)
+    nodes = {n['name']: n for n in json.loads(sym.tojson())['nodes']}
+    assert nodes['dp1']['attrs']['p'] == '0.3'
+    assert nodes['stage1_unit1_bn1']['attrs']['momentum'] == '0.8'
+    assert nodes['stage2_unit1_conv2']['attrs']['num_group'] == '2'
+
+
+def test_se_block_matches_numpy():
+    """The SE block computes x * sigmoid(W2 relu(W1 mean(x) + b1) + b2) channel-wise."""
+    x = mx.sym.Variable('x')
+    sym = common.se_block(x, 32, 'u')
+    rng = np.random.RandomState(1)
+    values = {'x': rng.randn(3, 32, 5, 5), 'u_excitation1_weight': rng.randn(8, 32),
+              'u_excitation1_bias': rng.randn(8), 'u_excitation2_weight': rng.randn(32, 8),
+              'u_excitation2_bias': rng.randn(32)}
+    out = sym.eval(ctx=mx.cpu(), **{k: mx.nd.array(v) for k, v in values.items()})[0].asnumpy()
+    squeeze = values['x'].mean(axis=(2, 3))
+    hidden = np.maximum(squeeze @ values['u_excitation1_weight'].T + values['u_excitation1_bias'], 0)
+    gate = 1 / (1 + np.exp(-(hidden @ values['u_excitation2_weight'].T
+                             + values['u_excitation2_bias'])))
+    np.testing.assert_allclose(out, values['x'] * gate[:, :, None, None], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('channels,width', [(64, 8), (256, 16), (2048, 128), (1536, 96)])
+def test_se_width_rounding(channels, width):
+    assert common.se_width(channels) == width
+
+
+@pytest.mark.parametrize('text', ['3,224', 'a,b,c', '3,0,32'])
+def test_bad_image_shape(text):
+    with pytest.raises(ValueError, match='C,H,W'):
+        common.parse_image_shape(text)

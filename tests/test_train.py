@@ -1,0 +1,107 @@
+"""End-to-end training on real Fashion-MNIST slices: learning, checkpoints, resume, benchmark."""
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import fit
+import train_se_resnext_w_d
+from tests.conftest import slice_args
+
+LR_LINE = re.compile(r'Epoch\[(\d+)\] Batch \[(\d+)-(\d+)\].*\tlr=([0-9.e-]+)')
+
+
+def train(args):
+    assert train_se_resnext_w_d.main(args) == 0
+
+
+def read_log(tmp_path):
+    return (tmp_path / 'log' / 'net.log').read_text()
+
+
+def test_short_run_learns_and_checkpoints(fmnist_slice, tmp_path):
+    train(slice_args(fmnist_slice, tmp_path, epochs=3) + ['--lr', '0.05', '--aug-level', '1'])
+    log = read_log(tmp_path)
+    accuracies = [float(v) for v in re.findall(r'Validation-accuracy=([0-9.]+)', log)]
+    assert len(accuracies) == 3
+    assert max(accuracies) > 0.5, log  # chance is 0.1
+    losses = [float(v) for v in re.findall(r'Train-cross-entropy=([0-9.]+)', log)]
+    assert losses[-1] < losses[0]
+    for name in ('net-symbol.json', 'net-0001.params', 'net-0003.params', 'net-0003.states'):
+        assert (tmp_path / 'model' / name).is_file(), name
+    assert 'Epoch[2] Time cost=' in log and 'Final validation accuracy' in log
+    _, arg_params, aux_params = mx.model.load_checkpoint(str(tmp_path / 'model' / 'net'), 3)
+    assert 'fc1_weight' in arg_params and 'bn0_moving_mean' in aux_params
+
+
+def lr_by_batch(log):
+    return {(int(e), int(b)): float(lr) for e, _, b, lr in LR_LINE.findall(log)}
+
+
+def test_resume_continues_the_same_run(fmnist_slice, tmp_path):
+    """2 epochs straight == 1 epoch + resume for 1, in parameters and in every batch's lr."""
+    schedule = ['--lr', '0.05', '--warmup-epochs', '0.5', '--lr-step-epochs', '1.5',
+                '--aug-level', '0', '--frequent', '1', '--seed', '7']
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    train(slice_args(fmnist_slice, straight, epochs=2) + schedule)
+    train(slice_args(fmnist_slice, split, epochs=1) + schedule)
+    first_half = read_log(split)
+    train(slice_args(fmnist_slice, split, epochs=2) + schedule +
+          ['--model-load-epoch', '1', '--retrain'])
+    resumed_log = read_log(split)
+    assert 'resumed from epoch 1' in resumed_log
+
+    lrs_straight, lrs_split = lr_by_batch(read_log(straight)), lr_by_batch(resumed_log)
+    assert len(lrs_straight) == 16 and set(lrs_straight) == set(lrs_split)
+    assert lrs_split == lrs_straight
+    assert len(set(lrs_straight.values())) > 3  # warm-up and a step inside the run
+    assert lr_by_batch(first_half) == {k: v for k, v in lrs_straight.items() if k[0] == 0}
+
+    _, args_a, aux_a = mx.model.load_checkpoint(str(straight / 'model' / 'net'), 2)
+    _, args_b, aux_b = mx.model.load_checkpoint(str(split / 'model' / 'net'), 2)
+    _, args_1, _ = mx.model.load_checkpoint(str(split / 'model' / 'net'), 1)
+    assert set(args_a) == set(args_b) and set(aux_a) == set(aux_b)
+    params_a, params_b = {**args_a, **aux_a}, {**args_b, **aux_b}
+    for name in params_a:
+        a, b = params_a[name].asnumpy(), params_b[name].asnumpy()
+        assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(a) + 1e-12, name
+    moved = np.linalg.norm(args_a['fc1_weight'].asnumpy() - args_1['fc1_weight'].asnumpy())
+    assert moved > 1e-3  # epoch 2 did train
+
+
+def test_resume_without_states_warns_and_runs(fmnist_slice, tmp_path):
+    train(slice_args(fmnist_slice, tmp_path, epochs=1) + ['--aug-level', '0'])
+    (tmp_path / 'model' / 'net-0001.states').unlink()
+    train(slice_args(fmnist_slice, tmp_path, epochs=2) + ['--model-load-epoch', '1', '--retrain'])
+    assert 'momentum restarts from zero' in read_log(tmp_path)
+    assert (tmp_path / 'model' / 'net-0002.params').is_file()
+
+
+def test_benchmark_needs_no_data(tmp_path):
+    args = ['--benchmark', '--data-type', 'fashion-mnist', '--data-dir', str(tmp_path / 'none'),
+            '--depth', '11', '--num-group', '2', '--batch-size', '16',
+            '--model-prefix', str(tmp_path / 'm' / 'b'), '--log-file', str(tmp_path / 'b.log')]
+    train(args)
+    speed = re.search(r'training ([0-9.]+) img/s', (tmp_path / 'b.log').read_text())
+    assert speed and float(speed.group(1)) > 0
+    assert not (tmp_path / 'none').exists()
+
+
+def test_scheduler_steps_and_warmup():
+    scheduler = fit.EpochStepScheduler(0.1, epoch_size=10, step_epochs=[2, 3], factor=0.1,
+                                       warmup_epochs=1)
+    assert scheduler(1) == pytest.approx(0.01) and scheduler(10) == pytest.approx(0.1)
+    assert scheduler(20) == pytest.approx(0.1) and scheduler(21) == pytest.approx(0.01)
+    assert scheduler(31) == pytest.approx(0.001)
+
+
+def test_per_data_type_defaults_do_not_overwrite_given_values():
+    parser = fit.build_parser(network='se-resnext')
+    args = fit.resolve_args(parser.parse_args(['--data-type', 'cifar10', '--num-classes', '7',
+                                               '--num-examples', '1000']))
+    assert (args.num_classes, args.num_examples, args.depth) == (7, 1000, 29)
+    assert max(args.lr_steps) < args.num_epochs
+    defaults = fit.resolve_args(parser.parse_args([]))
+    assert (defaults.num_classes, defaults.depth, defaults.image_shape) == (1000, 50, (3, 224, 224))
+    assert defaults.data_dir.endswith('imagenet') and defaults.optimizer == 'nag'
