@@ -65,6 +65,9 @@ def add_fit_args(parser):
                      help='dropout probability before the classifier fc1')
     net.add_argument('--bn-mom', type=float, default=0.9, help='momentum of BatchNorm statistics')
     net.add_argument('--workspace', type=int, default=512, help='convolution workspace (MB)')
+    net.add_argument('--version', type=int, choices=(1, 2),
+                     help='SE-ResNet version: 1 post-activation (the paper), 2 pre-activation '
+                          '(the original repository); other networks ignore it')
     net.add_argument('--memonger', action='store_true',
                      help='trade compute for memory: recompute cheap activations in backward '
                           '(sets MXNET_BACKWARD_DO_MIRROR=1)')
@@ -201,7 +204,9 @@ def resolve_args(args):
     args.lr_steps = parse_step_epochs(args.lr_step_epochs)
     if args.data_dir is None:
         args.data_dir = os.path.join('.', 'data', args.data_type)
-    tag = '%s-%s-%d' % (args.network, args.data_type, args.depth)
+    tag = '%s-%s' % (args.network, args.data_type)
+    if 'num_layers' in symbols.builder_options(args.network):
+        tag += '-%d' % args.depth
     if args.model_prefix is None:
         args.model_prefix = os.path.join('model', tag)
     if args.log_file is None:
@@ -392,6 +397,20 @@ def _format_duration(seconds):
     return '%d:%02d:%02d' % (hours, minutes, seconds)
 
 
+NETWORK_FLAGS = {'num_layers': 'depth', 'image_shape': 'image_shape', 'num_group': 'num_group',
+                 'drop_out': 'drop_out', 'bn_mom': 'bn_mom', 'workspace': 'workspace',
+                 'version': 'version'}
+"""Builder keyword -> attribute of the parsed arguments; each network gets those it accepts."""
+
+
+def build_symbol(args):
+    """The symbol of ``args.network`` from the flags its builder accepts (symbols.builder_options)."""
+    accepted = symbols.builder_options(args.network)
+    kwargs = {key: getattr(args, flag) for key, flag in NETWORK_FLAGS.items()
+              if key in accepted and getattr(args, flag, None) is not None}
+    return symbols.get_symbol(args.network, args.num_classes, **kwargs)
+
+
 def fit(args):
     """Train ``args.network`` as the parsed arguments say; returns the final validation metrics."""
     import mxnet as mx
@@ -406,10 +425,7 @@ def fit(args):
         raise UsageError('--kv-store %s needs a distributed job: start the trainer through '
                          "mxnet's launch.py (see the README)" % args.kv_store)
     try:
-        symbol = symbols.get_symbol(args.network, args.num_classes, num_layers=args.depth,
-                                    image_shape=args.image_shape, num_group=args.num_group,
-                                    drop_out=args.drop_out, bn_mom=args.bn_mom,
-                                    workspace=args.workspace)
+        symbol = build_symbol(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
 

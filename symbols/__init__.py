@@ -1,4 +1,6 @@
 """Network registry: CLI name -> builder module with ``get_symbol(num_classes, num_layers, ...)``."""
+import inspect
+
 from symbols import se_resnext
 
 NETWORKS = {
@@ -6,9 +8,17 @@ NETWORKS = {
 }
 
 
-def get_symbol(network, num_classes, **kwargs):
-    """Build the registered ``network``; an unknown name raises ValueError listing the known ones."""
+def builder_options(network):
+    """Names of the keyword arguments that ``network``'s builder accepts (besides num_classes)."""
     if network not in NETWORKS:
         raise ValueError('unknown network %r; choose one of: %s'
                          % (network, ', '.join(sorted(NETWORKS))))
+    params = inspect.signature(NETWORKS[network].get_symbol).parameters
+    return [name for name, param in params.items()
+            if name != 'num_classes' and param.kind is param.POSITIONAL_OR_KEYWORD]
+
+
+def get_symbol(network, num_classes, **kwargs):
+    """Build the registered ``network``; an unknown name raises ValueError listing the known ones."""
+    builder_options(network)
     return NETWORKS[network].get_symbol(num_classes, **kwargs)
