@@ -39,3 +39,13 @@ def run_script(script, args, timeout=600, cwd=ROOT):
     """Run a repository script with the test interpreter; returns the CompletedProcess."""
     return subprocess.run([sys.executable, '-W', 'ignore', os.path.join(ROOT, script)] + list(args),
                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope='session')
+def trained_slice_model(fmnist_slice, tmp_path_factory):
+    """A small SE-ResNeXt trained 3 epochs on the slice: (directory holding model/ and log/)."""
+    import train_se_resnext_w_d
+    directory = tmp_path_factory.mktemp('trained')
+    args = slice_args(fmnist_slice, directory, epochs=3) + ['--lr', '0.05', '--aug-level', '1']
+    assert train_se_resnext_w_d.main(args) == 0
+    return directory

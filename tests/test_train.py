@@ -20,8 +20,8 @@ def read_log(tmp_path):
     return (tmp_path / 'log' / 'net.log').read_text()
 
 
-def test_short_run_learns_and_checkpoints(fmnist_slice, tmp_path):
-    train(slice_args(fmnist_slice, tmp_path, epochs=3) + ['--lr', '0.05', '--aug-level', '1'])
+def test_short_run_learns_and_checkpoints(trained_slice_model):
+    tmp_path = trained_slice_model
     log = read_log(tmp_path)
     accuracies = [float(v) for v in re.findall(r'Validation-accuracy=([0-9.]+)', log)]
     assert len(accuracies) == 3
