@@ -6,17 +6,20 @@ The trainers (``train_se_resnext_w_d.py``, ...) only choose their family's defau
 optimizer state and the learning-rate position and continues with epoch N + 1.
 """
 import argparse
-import glob
+import hashlib
 import logging
 import os
-import re
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 
+import checkpoint
 import data
 import symbols
+from lr_schedule import EpochStepScheduler
 from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
 LOG = logging.getLogger('senet')
@@ -78,7 +81,8 @@ def add_fit_args(parser):
     opt.add_argument('--mom', type=float, default=0.9, help='momentum (sgd, nag)')
     opt.add_argument('--wd', type=float, default=1e-4, help='weight decay')
     opt.add_argument('--batch-size', type=int, default=256,
-                     help='total batch size over all devices')
+                     help='batch size of one worker, split over its devices (a dist_* job '
+                          'of N workers trains on N times this per update)')
     opt.add_argument('--num-epochs', type=int, help='epochs to train; default per data type')
     opt.add_argument('--lr-step-epochs', help='comma-separated epochs at which the learning rate '
                                               'is multiplied by --lr-factor; default per data type')
@@ -91,12 +95,20 @@ def add_fit_args(parser):
     run = parser.add_argument_group('devices, checkpoints and logging')
     run.add_argument('--gpus', default='',
                      help="GPU ids like '0,1,2,3'; empty trains on the CPU")
+    run.add_argument('--cpus', type=int, default=1,
+                     help='without --gpus: split each batch over this many CPU contexts, as '
+                          '--gpus does over GPUs (tests the multi-device path; no speed-up)')
     run.add_argument('--kv-store', default='device', choices=KV_STORES,
-                     help='key-value store for gradient aggregation')
+                     help='key-value store for gradient aggregation; dist_* need launch.py')
     run.add_argument('--model-prefix', help='checkpoint prefix; default model/<net>-<data>-<depth>')
     run.add_argument('--log-file', help='log file; default log/<net>-<data>-<depth>.log')
     run.add_argument('--model-load-epoch', type=int, default=0,
-                     help='with --retrain: resume from the checkpoint of this epoch')
+                     help='with --retrain: resume from the checkpoint of this epoch; -1 resumes '
+                          'from the newest one, including one written when a run was stopped')
+    run.add_argument('--save-period', type=int, default=1,
+                     help='write a checkpoint every this many epochs (and after the last)')
+    run.add_argument('--keep-last', type=int, default=0,
+                     help='keep only the newest N epochs\' .params/.states (0 keeps all)')
     run.add_argument('--retrain', action='store_true',
                      help='resume training from --model-load-epoch')
     run.add_argument('--frequent', type=int, default=50,
@@ -150,12 +162,15 @@ def parse_gpus(text):
     return ids
 
 
-def make_contexts(gpus):
-    """Contexts for ``--gpus``: the GPUs named, or the CPU."""
+def make_contexts(gpus, cpus=1):
+    """Contexts for ``--gpus``: the GPUs named, or ``cpus`` CPU contexts (``--cpus``)."""
     import mxnet as mx
     ids = parse_gpus(gpus)
+    if cpus < 1 or (ids and cpus != 1):
+        raise UsageError('--cpus %d: give a positive number of CPU contexts, and only without '
+                         '--gpus' % cpus)
     if not ids:
-        return [mx.cpu()]
+        return [mx.cpu(i) for i in range(cpus)]
     available = mx.context.num_gpus()
     missing = [i for i in ids if i >= available]
     if missing:
@@ -211,7 +226,10 @@ def resolve_args(args):
         args.model_prefix = os.path.join('model', tag)
     if args.log_file is None:
         args.log_file = os.path.join('log', tag + '.log')
-    for name in ('batch_size', 'num_epochs', 'frequent', 'num_classes'):
+    if args.keep_last < 0:
+        raise UsageError('--keep-last must be 0 (keep every epoch) or positive, got %d'
+                         % args.keep_last)
+    for name in ('batch_size', 'num_epochs', 'frequent', 'num_classes', 'save_period'):
         if getattr(args, name) <= 0:
             raise UsageError('--%s must be positive, got %d' % (name.replace('_', '-'),
                                                                getattr(args, name)))
@@ -219,102 +237,13 @@ def resolve_args(args):
         raise UsageError('--model-load-epoch %d needs --retrain to resume from that checkpoint '
                          '(without it the run would silently start from scratch)'
                          % args.model_load_epoch)
-    if args.retrain and args.model_load_epoch <= 0:
-        raise UsageError('--retrain needs --model-load-epoch N (N >= 1), the epoch to resume from')
+    if args.retrain and (args.model_load_epoch == 0 or args.model_load_epoch < -1):
+        raise UsageError('--retrain needs --model-load-epoch N, the epoch to resume from (N >= 1, '
+                         'or -1 for the newest checkpoint)')
     if args.model_load_epoch >= args.num_epochs:
         raise UsageError('--model-load-epoch %d is not before --num-epochs %d: nothing to train'
                          % (args.model_load_epoch, args.num_epochs))
     return args
-
-
-class EpochStepScheduler:
-    """Learning rate as a pure function of the update count: linear warm-up, then steps in epochs.
-
-    Being stateless, a resumed run (which starts counting at ``begin_epoch * epoch_size``) gets the
-    learning rate an uninterrupted run would have at every batch.
-    """
-
-    def __init__(self, base_lr, epoch_size, step_epochs=(), factor=0.1, warmup_epochs=0.0):
-        self.base_lr = base_lr
-        self.epoch_size = epoch_size
-        self.step_updates = [int(round(epoch * epoch_size)) for epoch in step_epochs]
-        self.factor = factor
-        self.warmup_updates = int(round(warmup_epochs * epoch_size))
-
-    def __call__(self, num_update):
-        """Learning rate of update ``num_update`` (1 for the first batch)."""
-        if num_update <= self.warmup_updates:
-            return self.base_lr * num_update / self.warmup_updates
-        passed = sum(1 for step in self.step_updates if num_update > step)
-        return self.base_lr * self.factor ** passed
-
-
-def checkpoint_paths(prefix, epoch):
-    """The symbol, params and states files of ``epoch``."""
-    return ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch),
-            '%s-%04d.states' % (prefix, epoch))
-
-
-def saved_epochs(prefix):
-    """Epochs that have a params file under ``prefix``, sorted."""
-    pattern = re.compile(re.escape(os.path.basename(prefix)) + r'-(\d{4})\.params$')
-    found = [pattern.match(os.path.basename(path))
-             for path in glob.glob(glob.escape(prefix) + '-*.params')]
-    return sorted(int(match.group(1)) for match in found if match)
-
-
-def _atomic_write(path, write):
-    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def save_checkpoint(mod, symbol, prefix, epoch, save_states=True):
-    """Write symbol, params and optimizer states of ``epoch``, each atomically."""
-    import mxnet as mx
-    sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
-    # MXNet 1.9.1's oneDNN BatchNorm updates its moving statistics outside the engine's dependency
-    # tracking: without this wait, get_params() copies stale moving means and variances.
-    mx.nd.waitall()
-    arg_params, aux_params = mod.get_params()
-    params = {'arg:' + k: v for k, v in arg_params.items()}
-    params.update({'aux:' + k: v for k, v in aux_params.items()})
-    _atomic_write(sym_path, symbol.save)
-    _atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
-    if save_states:
-        _atomic_write(states_path, mod.save_optimizer_states)
-    LOG.info('Saved checkpoint to "%s"', params_path)
-
-
-def load_checkpoint(prefix, epoch):
-    """(arg_params, aux_params, states path or None) of ``epoch``; a missing one is a UsageError."""
-    import mxnet as mx
-    _, params_path, states_path = checkpoint_paths(prefix, epoch)
-    if not os.path.isfile(params_path):
-        existing = saved_epochs(prefix)
-        raise UsageError('no checkpoint %s to resume from; %s' % (
-            params_path, 'saved epochs under this prefix: %s' % ', '.join(map(str, existing))
-            if existing else 'no epochs are saved under --model-prefix %s' % prefix))
-    try:
-        saved = mx.nd.load(params_path)
-    except mx.base.MXNetError:
-        raise UsageError('%s is not a readable params file (truncated or corrupt); resume from '
-                         'another epoch' % params_path) from None
-    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
-    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
-    return arg_params, aux_params, states_path if os.path.isfile(states_path) else None
-
-
-def load_optimizer_states(mod, path):
-    """Module.load_optimizer_states without leaving the file open."""
-    updater = mod._kvstore._updater if mod._update_on_kvstore else mod._updater
-    with open(path, 'rb') as stream:
-        updater.set_states(stream.read())
 
 
 def make_metric(num_classes):
@@ -387,6 +316,23 @@ def setup_logging(log_file):
     root.setLevel(logging.INFO)
 
 
+def tag_worker_logs(rank, num_workers):
+    """Put ``[worker RANK/NUM]`` in every line of the trainer's log handlers (distributed jobs)."""
+    formatter = logging.Formatter('%%(asctime)s [worker %d/%d] %%(message)s' % (rank, num_workers))
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, 'senet_handler', False):
+            handler.setFormatter(formatter)
+
+
+def params_digest(arg_params):
+    """sha256 of the trainable parameters by name: equal on workers that hold the same weights."""
+    digest = hashlib.sha256()
+    for name in sorted(arg_params):
+        digest.update(name.encode())
+        digest.update(arg_params[name].asnumpy().tobytes())
+    return digest.hexdigest()
+
+
 def _format_metrics(metric):
     return '\t'.join('%s=%f' % (name, value) for name, value in metric.get_name_value())
 
@@ -411,19 +357,132 @@ def build_symbol(args):
     return symbols.get_symbol(args.network, args.num_classes, **kwargs)
 
 
+class TrainingStopped(Exception):
+    """Training stopped before its last epoch; ``exit_code`` is the process status to return."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag that the training loop reads between batches.
+
+    A second signal gets the default behaviour back (a second Ctrl-C interrupts at once).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        LOG.warning('%s received: stopping after this batch and saving a checkpoint',
+                    signal.Signals(signum).name)
+
+
+def check_labels(batch, num_classes, rec_path):
+    """Raise UsageError when a label of ``batch`` is not a class index below ``num_classes``."""
+    labels = batch.label[0].asnumpy()
+    if labels.size and (labels.max() >= num_classes or labels.min() < 0):
+        bad = labels.max() if labels.max() >= num_classes else labels.min()
+        raise UsageError('%s holds label %g but --num-classes is %d; give --num-classes larger '
+                         'than every label' % (rec_path, bad, num_classes))
+
+
+def nonfinite_name(arrays):
+    """Name of the first array holding a NaN or inf, or None."""
+    for name, array in arrays.items():
+        if not np.isfinite(array.asnumpy()).all():
+            return name
+    return None
+
+
+def last_good_checkpoint(prefix):
+    epochs = checkpoint.saved_epochs(prefix)
+    if not epochs:
+        return 'none saved yet'
+    return '%s (resume with --model-load-epoch %d --retrain)' % (
+        checkpoint.checkpoint_paths(prefix, epochs[-1])[1], epochs[-1])
+
+
+def resolve_data(args, num_workers):
+    """(train .rec, val .rec or None, examples per epoch) for ``args``."""
+    if args.benchmark:
+        return None, None, args.batch_size * (BENCHMARK_WARMUP + BENCHMARK_BATCHES)
+    try:
+        train_rec, val_rec = data.resolve_rec_files(args.data_type, args.data_dir, args.aug_level,
+                                                    args.data_train, args.data_val)
+    except data.DataError as err:
+        raise UsageError(str(err)) from None
+    num_examples = args.num_examples
+    if num_examples is None:
+        num_examples = data.DATA_TYPES[args.data_type]['num_examples'] \
+            or data.count_records(train_rec)
+    if num_examples is None:
+        raise UsageError('--num-examples is required: %s has no .idx file to count its records'
+                         % train_rec)
+    return train_rec, val_rec, num_examples
+
+
+def prepare_checkpoint_dir(prefix):
+    directory = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise UsageError('cannot create the checkpoint directory %s (%s); choose another '
+                         '--model-prefix' % (directory, err.strerror or err)) from None
+    if not os.access(directory, os.W_OK):
+        raise UsageError('the checkpoint directory %s is not writable; choose another '
+                         '--model-prefix' % directory)
+
+
+def load_resume_point(args):
+    """(epoch, batch, arg_params, aux_params, states path) to start from; zeros for a fresh run."""
+    if not args.retrain:
+        return 0, 0, None, None, None
+    try:
+        epoch, batch, params_path, states_path = checkpoint.resume_point(args.model_prefix,
+                                                                         args.model_load_epoch)
+        arg_params, aux_params = checkpoint.load_params(params_path)
+    except checkpoint.CheckpointError as err:
+        raise UsageError(str(err)) from None
+    if epoch >= args.num_epochs:
+        raise UsageError('the checkpoint of epoch %d is not before --num-epochs %d: nothing to '
+                         'train; raise --num-epochs' % (epoch, args.num_epochs))
+    LOG.info('resuming from %s: epoch %d, batch %d', params_path, epoch, batch)
+    return epoch, batch, arg_params, aux_params, states_path
+
+
 def fit(args):
     """Train ``args.network`` as the parsed arguments say; returns the final validation metrics."""
     import mxnet as mx
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
-    contexts = make_contexts(args.gpus)
+    contexts = make_contexts(args.gpus, args.cpus)
     if args.batch_size < len(contexts):
         raise UsageError('--batch-size %d is smaller than the %d devices of --gpus %s; use at '
                          'least one example per device' % (args.batch_size, len(contexts),
                                                            args.gpus))
     if 'dist' in args.kv_store and 'DMLC_ROLE' not in os.environ:
         raise UsageError('--kv-store %s needs a distributed job: start the trainer through '
-                         "mxnet's launch.py (see the README)" % args.kv_store)
+                         'launch.py (see the README)' % args.kv_store)
+    if args.optimizer not in mx.optimizer.Optimizer.opt_registry:
+        raise UsageError('unknown --optimizer %r; choose one of: %s' % (
+            args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     try:
         symbol = build_symbol(args)
     except ValueError as err:
@@ -433,45 +492,15 @@ def fit(args):
     np.random.seed(args.seed)
     kv = mx.kv.create(args.kv_store)
     num_workers, rank = kv.num_workers, kv.rank
-
-    if args.benchmark:
-        train_rec = val_rec = None
-        num_examples = args.batch_size * (BENCHMARK_WARMUP + BENCHMARK_BATCHES)
-    else:
-        try:
-            train_rec, val_rec = data.resolve_rec_files(args.data_type, args.data_dir,
-                                                        args.aug_level, args.data_train,
-                                                        args.data_val)
-        except data.DataError as err:
-            raise UsageError(str(err)) from None
-        num_examples = args.num_examples
-        if num_examples is None:
-            num_examples = data.DATA_TYPES[args.data_type]['num_examples'] \
-                or data.count_records(train_rec)
-        if num_examples is None:
-            raise UsageError('--num-examples is required: %s has no .idx file to count its '
-                             'records' % train_rec)
+    if 'dist' in kv.type:
+        tag_worker_logs(rank, num_workers)
+    train_rec, val_rec, num_examples = resolve_data(args, num_workers)
     epoch_size = num_examples // num_workers // args.batch_size
     if epoch_size < 1:
         raise UsageError('--batch-size %d is larger than the %d training examples per worker'
                          % (args.batch_size, num_examples // num_workers))
-
-    arg_params = aux_params = states_path = None
-    begin_epoch = 0
-    if args.retrain:
-        arg_params, aux_params, states_path = load_checkpoint(args.model_prefix,
-                                                              args.model_load_epoch)
-        begin_epoch = args.model_load_epoch
-
-    directory = os.path.dirname(os.path.abspath(args.model_prefix))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise UsageError('cannot create the checkpoint directory %s (%s); choose another '
-                         '--model-prefix' % (directory, err.strerror or err)) from None
-    if not os.access(directory, os.W_OK):
-        raise UsageError('the checkpoint directory %s is not writable; choose another '
-                         '--model-prefix' % directory)
+    begin_epoch, begin_batch, arg_params, aux_params, states_path = load_resume_point(args)
+    prepare_checkpoint_dir(args.model_prefix)
 
     LOG.info('arguments: %s', vars(args))
     mod = mx.mod.Module(symbol, context=contexts)
@@ -483,30 +512,36 @@ def fit(args):
         mod.init_params(initializer, arg_params=arg_params, aux_params=aux_params,
                         allow_missing=False)
     except (RuntimeError, ValueError, AssertionError, mx.base.MXNetError) as err:
-        raise UsageError('checkpoint %s does not fit this network (%s); check --network, '
-                         '--depth, --num-group and --num-classes'
-                         % (checkpoint_paths(args.model_prefix, begin_epoch)[1],
-                            str(err).splitlines()[0])) from None
-    scheduler = EpochStepScheduler(args.lr, epoch_size, args.lr_steps, args.lr_factor,
-                                   args.warmup_epochs)
+        raise UsageError('the checkpoint of epoch %d does not fit this network (%s); check '
+                         '--network, --depth, --num-group and --num-classes'
+                         % (begin_epoch, str(err).strip().splitlines()[0])) from None
+    # With dist_* kvstores the servers update: dist_sync once per global batch (the workers'
+    # gradients summed), dist_async once per worker batch. The schedule counts their updates, so an
+    # epoch is epoch_size global batches and lr steps land on the same epochs as in a 1-worker run.
+    updates_per_batch = num_workers if kv.type == 'dist_async' else 1
+    update_batch = args.batch_size * (num_workers if 'dist' in kv.type and '_sync' in kv.type
+                                      else 1)
+    scheduler = EpochStepScheduler(args.lr, epoch_size * updates_per_batch, args.lr_steps,
+                                   args.lr_factor, args.warmup_epochs)
     for step in args.lr_steps:
         if step >= args.num_epochs:
             LOG.warning('learning-rate step at epoch %g is never reached in %d epochs', step,
                         args.num_epochs)
+    begin_update = (begin_epoch * epoch_size + begin_batch) * updates_per_batch
     optimizer_params = dict(learning_rate=args.lr, wd=args.wd, lr_scheduler=scheduler,
-                            rescale_grad=1.0 / args.batch_size,
-                            begin_num_update=begin_epoch * epoch_size)
+                            rescale_grad=1.0 / update_batch, begin_num_update=begin_update)
     if args.optimizer in ('sgd', 'nag'):
         optimizer_params['momentum'] = args.mom
-    if args.optimizer not in mx.optimizer.Optimizer.opt_registry:
-        raise UsageError('unknown --optimizer %r; choose one of: %s' % (
-            args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     mod.init_optimizer(kvstore=kv, optimizer=args.optimizer, optimizer_params=optimizer_params)
-    if states_path:
-        load_optimizer_states(mod, states_path)
+    if states_path and 'dist' in kv.type:
+        LOG.warning('--kv-store %s keeps optimizer states on the servers, which cannot load %s: '
+                    'resuming from the parameters; momentum restarts from zero', kv.type,
+                    states_path)
+    elif states_path:
+        checkpoint.load_optimizer_states(mod, states_path)
         LOG.info('resumed from epoch %d: params, optimizer states and learning rate %g',
-                 begin_epoch, scheduler(begin_epoch * epoch_size + 1))
-    elif args.retrain:
+                 begin_epoch, scheduler(begin_update + 1))
+    elif args.retrain and 'dist' not in kv.type:
         LOG.warning('no optimizer states for epoch %d; momentum restarts from zero', begin_epoch)
 
     if args.benchmark:
@@ -522,52 +557,92 @@ def fit(args):
         return data.make_rec_iter(val_rec, args.image_shape, args.batch_size,
                                   num_parts=num_workers, part_index=rank)
 
+    def save(epoch, batch=None):
+        if rank == 0:
+            path = checkpoint.save(mod, symbol, args.model_prefix, epoch,
+                                   save_states='dist' not in args.kv_store, batch=batch)
+            LOG.info('Saved checkpoint to "%s"', path)
+            if batch is None:
+                checkpoint.prune(args.model_prefix, args.keep_last)
+            return path
+
     metric = make_metric(args.num_classes)
-    save_states = 'dist' not in args.kv_store
     run_start = time.time()
     best = (None, -1.0)
-    val_metrics = {}
-    for epoch in range(begin_epoch, args.num_epochs):
-        tic = time.time()
-        metric.reset()
-        batches = iter(train_iter(epoch))
-        window_tic, window_start = time.time(), 0
-        for nbatch in range(epoch_size):
-            batch = next(batches)
-            mod.forward_backward(batch)
-            mod.update()
-            mod.update_metric(metric, batch.label)
-            if (nbatch + 1) % args.frequent == 0:
-                num_update = epoch * epoch_size + nbatch + 1
-                speed = (nbatch + 1 - window_start) * args.batch_size / (time.time() - window_tic)
-                LOG.info('Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s\tlr=%.8g', epoch,
-                         window_start, nbatch + 1, speed, _format_metrics(metric),
-                         scheduler(num_update))
-                window_tic, window_start = time.time(), nbatch + 1
-        for name, value in metric.get_name_value():
-            LOG.info('Epoch[%d] Train-%s=%f', epoch, name, value)
-        elapsed = time.time() - tic
-        LOG.info('Epoch[%d] Time cost=%.3f', epoch, elapsed)
-        remaining = (time.time() - run_start) / (epoch + 1 - begin_epoch) * \
-            (args.num_epochs - epoch - 1)
-        LOG.info('Epoch[%d] Throughput=%.1f samples/sec\tlr=%.8g\testimated time left=%s', epoch,
-                 epoch_size * args.batch_size / elapsed, scheduler((epoch + 1) * epoch_size),
-                 _format_duration(remaining))
-        if rank == 0:
-            save_checkpoint(mod, symbol, args.model_prefix, epoch + 1, save_states)
-        if val_rec:
-            val_metrics, _ = evaluate(mod, val_iter, args.num_classes)
-            for name, value in val_metrics.items():
-                LOG.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
-            if val_metrics['accuracy'] > best[1]:
-                best = (epoch + 1, val_metrics['accuracy'])
+    val_metrics, val_count = {}, 0
+    with StopRequest() as stop:
+        for epoch in range(begin_epoch, args.num_epochs):
+            tic = time.time()
+            metric.reset()
+            first = begin_batch if epoch == begin_epoch else 0
+            batches = iter(train_iter(epoch))
+            for _ in range(first):
+                next(batches)
+            window_tic, window_start = time.time(), first
+            for nbatch in range(first, epoch_size):
+                batch = next(batches)
+                check_labels(batch, args.num_classes, train_rec)
+                mod.forward_backward(batch)
+                mod.update()
+                outputs = mod.get_outputs()
+                if not all(np.isfinite(out.asnumpy()).all() for out in outputs):
+                    raise TrainingStopped(
+                        'non-finite loss at epoch %d, batch %d; nothing was saved after it. Last '
+                        'good checkpoint: %s; lower --lr or add --warmup-epochs'
+                        % (epoch, nbatch, last_good_checkpoint(args.model_prefix)), 3)
+                mod.update_metric(metric, batch.label)
+                if (nbatch + 1) % args.frequent == 0:
+                    num_update = epoch * epoch_size + nbatch + 1
+                    speed = (nbatch + 1 - window_start) * args.batch_size / \
+                        (time.time() - window_tic)
+                    LOG.info('Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s\tlr=%.8g',
+                             epoch, window_start, nbatch + 1, speed, _format_metrics(metric),
+                             scheduler(num_update * updates_per_batch))
+                    window_tic, window_start = time.time(), nbatch + 1
+                if stop.signum is not None and nbatch + 1 < epoch_size:
+                    path = save(epoch, batch=nbatch + 1)
+                    raise TrainingStopped(
+                        'stopped by %s at epoch %d, batch %d; saved %s: continue with '
+                        '--model-load-epoch -1 --retrain' % (signal.Signals(stop.signum).name,
+                                                             epoch, nbatch + 1, path),
+                        128 + stop.signum)
+            for name, value in metric.get_name_value():
+                LOG.info('Epoch[%d] Train-%s=%f', epoch, name, value)
+            elapsed = time.time() - tic
+            LOG.info('Epoch[%d] Time cost=%.3f', epoch, elapsed)
+            remaining = (time.time() - run_start) / (epoch + 1 - begin_epoch) * \
+                (args.num_epochs - epoch - 1)
+            LOG.info('Epoch[%d] Throughput=%.1f samples/sec\tlr=%.8g\testimated time left=%s',
+                     epoch, (epoch_size - first) * args.batch_size / elapsed,
+                     scheduler((epoch + 1) * epoch_size * updates_per_batch),
+                     _format_duration(remaining))
+            arg_params, aux_params = checkpoint.current_params(mod)
+            broken = nonfinite_name(arg_params) or nonfinite_name(aux_params)
+            if broken:
+                raise TrainingStopped(
+                    'parameter %s is not finite after epoch %d; not saved. Last good checkpoint: '
+                    '%s; lower --lr' % (broken, epoch, last_good_checkpoint(args.model_prefix)),
+                    3)
+            if 'dist' in kv.type:
+                LOG.info('Epoch[%d] Parameters sha256=%s', epoch, params_digest(arg_params))
+            last = epoch + 1 == args.num_epochs
+            if last or (epoch + 1) % args.save_period == 0 or stop.signum is not None:
+                save(epoch + 1)
+            if val_rec:
+                val_metrics, val_count = evaluate(mod, val_iter, args.num_classes)
+                for name, value in val_metrics.items():
+                    LOG.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
+                if val_metrics['accuracy'] > best[1]:
+                    best = (epoch + 1, val_metrics['accuracy'])
+            if stop.signum is not None and not last:
+                raise TrainingStopped(
+                    'stopped by %s after epoch %d; continue with --model-load-epoch -1 --retrain'
+                    % (signal.Signals(stop.signum).name, epoch + 1), 128 + stop.signum)
     if val_rec:
-        final, count = evaluate(mod, val_iter, args.num_classes)
-        LOG.info('Final validation accuracy %.4f on %d images (best %.4f after epoch %d); %s '
-                 'in %s; checkpoints under %s', final['accuracy'], count, best[1], best[0],
-                 'trained %d epochs' % (args.num_epochs - begin_epoch),
+        LOG.info('Final validation accuracy %.4f on %d images (best %.4f after epoch %d); '
+                 'trained %d epochs in %s; checkpoints under %s', val_metrics['accuracy'],
+                 val_count, best[1], best[0], args.num_epochs - begin_epoch,
                  _format_duration(time.time() - run_start), args.model_prefix)
-        return final
     return val_metrics
 
 
@@ -601,6 +676,9 @@ def main(argv=None, description=None, **defaults):
     except UsageError as err:
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
+    except TrainingStopped as err:
+        LOG.error('%s', err)
+        return err.exit_code
     except Exception as err:  # MXNet's C++ errors carry a stack trace: keep the first line.
         import mxnet as mx
         if not isinstance(err, mx.base.MXNetError):

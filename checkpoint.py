@@ -1,0 +1,178 @@
+"""Checkpoints: written atomically, found again for resume, pruned on request.
+
+An epoch's checkpoint is ``<prefix>-symbol.json``, ``<prefix>-NNNN.states`` and ``<prefix>-NNNN.params``
+(MXNet's ``mx.model.load_checkpoint`` layout). Every file is written under a temporary name and renamed
+into place, and the params file comes last: a params file that exists is complete, and so is the
+states file beside it. A kill at any moment leaves the previous checkpoint whole.
+
+A run stopped by SIGINT/SIGTERM between batches writes a *partial* checkpoint
+``<prefix>-NNNN-partial.{params,states,json}``: NNNN epochs done and the JSON's ``batch`` batches of
+the next one. Resuming from it skips those batches of the (deterministically shuffled) epoch.
+"""
+import glob
+import json
+import logging
+import os
+import re
+import signal
+
+LOG = logging.getLogger('senet')
+
+FAULT_ENV = 'SENET_FAULT_KILL_IN_SAVE'
+"""Fault injection for tests: ``<epoch>`` makes the process SIGKILL itself while writing that
+epoch's params file (after the temporary file is written, before it is renamed into place)."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing or unusable; the message says what exists and what to do."""
+
+
+def checkpoint_paths(prefix, epoch):
+    """The symbol, params and states files of ``epoch``."""
+    return ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch),
+            '%s-%04d.states' % (prefix, epoch))
+
+
+def partial_paths(prefix, epoch):
+    """The params, states and position files of a partial checkpoint after ``epoch`` epochs."""
+    base = '%s-%04d-partial' % (prefix, epoch)
+    return base + '.params', base + '.states', base + '.json'
+
+
+def saved_epochs(prefix):
+    """Epochs that have a (complete) params file under ``prefix``, sorted."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r'-(\d{4})\.params$')
+    found = [pattern.match(os.path.basename(path))
+             for path in glob.glob(glob.escape(prefix) + '-*.params')]
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def saved_partial(prefix):
+    """(epoch, batch) of the partial checkpoint under ``prefix``, or None."""
+    newest = None
+    for path in glob.glob(glob.escape(prefix) + '-*-partial.json'):
+        try:
+            with open(path) as stream:
+                position = json.load(stream)
+            epoch, batch = int(position['epoch']), int(position['batch'])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if os.path.isfile(partial_paths(prefix, epoch)[0]) and (newest is None or
+                                                                 (epoch, batch) > newest):
+            newest = (epoch, batch)
+    return newest
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    try:
+        write(tmp)
+        if path.endswith('.params') and os.environ.get(FAULT_ENV) == _fault_tag(path):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _fault_tag(path):
+    match = re.search(r'-(\d{4})\.params$', path)
+    return str(int(match.group(1))) if match else None
+
+
+def current_params(mod):
+    """(arg_params, aux_params) of a training Module, with up-to-date BatchNorm statistics."""
+    import mxnet as mx
+    # MXNet 1.9.1's oneDNN BatchNorm updates its moving statistics outside the engine's dependency
+    # tracking, and Module caches what get_params() copied: wait first, or the copy is stale.
+    mx.nd.waitall()
+    return mod.get_params()
+
+
+def save(mod, symbol, prefix, epoch, save_states=True, batch=None):
+    """Write the checkpoint of ``epoch`` (partial, after ``batch`` batches of the next, if given)."""
+    import mxnet as mx
+    arg_params, aux_params = current_params(mod)
+    params = {'arg:' + k: v for k, v in arg_params.items()}
+    params.update({'aux:' + k: v for k, v in aux_params.items()})
+    sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
+    if batch is not None:
+        params_path, states_path, position_path = partial_paths(prefix, epoch)
+    atomic_write(sym_path, symbol.save)
+    if save_states:
+        atomic_write(states_path, mod.save_optimizer_states)
+    if batch is not None:
+        atomic_write(position_path, lambda tmp: _write_json(tmp, dict(epoch=epoch, batch=batch)))
+    atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
+    if batch is None:
+        remove_partials(prefix)
+    return params_path
+
+
+def _write_json(path, value):
+    with open(path, 'w') as stream:
+        json.dump(value, stream)
+
+
+def remove_partials(prefix):
+    """Delete every partial checkpoint under ``prefix`` (a complete epoch supersedes them)."""
+    for path in glob.glob(glob.escape(prefix) + '-*-partial.*'):
+        os.remove(path)
+
+
+def prune(prefix, keep_last):
+    """Keep only the newest ``keep_last`` epochs' params/states under ``prefix`` (0 keeps all)."""
+    if keep_last <= 0:
+        return
+    for epoch in saved_epochs(prefix)[:-keep_last]:
+        for path in checkpoint_paths(prefix, epoch)[1:]:
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def resume_point(prefix, epoch):
+    """(epoch, batch, params path, states path) to resume from; ``epoch`` -1 means the newest."""
+    epochs = saved_epochs(prefix)
+    listing = ('saved epochs under this prefix: %s' % ', '.join(map(str, epochs)) if epochs
+               else 'no epochs are saved under --model-prefix %s' % prefix)
+    if epoch == -1:
+        partial = saved_partial(prefix)
+        if partial and (not epochs or partial[0] >= epochs[-1]):
+            params_path, states_path, _ = partial_paths(prefix, partial[0])
+            return partial[0], partial[1], params_path, _existing(states_path)
+        if not epochs:
+            raise CheckpointError('no checkpoint to resume from: %s; start without --retrain'
+                                  % listing)
+        epoch = epochs[-1]
+    _, params_path, states_path = checkpoint_paths(prefix, epoch)
+    if not os.path.isfile(params_path):
+        raise CheckpointError('no checkpoint %s to resume from; %s' % (params_path, listing))
+    return epoch, 0, params_path, _existing(states_path)
+
+
+def _existing(path):
+    return path if os.path.isfile(path) else None
+
+
+def load_params(params_path):
+    """(arg_params, aux_params) of a params file; an unreadable one is a CheckpointError."""
+    import mxnet as mx
+    try:
+        saved = mx.nd.load(params_path)
+    except mx.base.MXNetError:
+        raise CheckpointError('%s is not a readable params file (truncated or corrupt); resume '
+                              'from another epoch' % params_path) from None
+    if not isinstance(saved, dict) or not saved:
+        raise CheckpointError('%s holds no named parameters; resume from another epoch'
+                              % params_path)
+    arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+    return arg_params, aux_params
+
+
+def load_optimizer_states(mod, path):
+    """Module.load_optimizer_states, without leaving the file open (MXNet's kvstore does)."""
+    updater = mod._kvstore._updater if mod._update_on_kvstore else mod._updater
+    with open(path, 'rb') as stream:
+        updater.set_states(stream.read())
