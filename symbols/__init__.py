@@ -1,9 +1,11 @@
 """Network registry: CLI name -> builder module with ``get_symbol(num_classes, num_layers, ...)``."""
 import inspect
 
-from symbols import se_resnext
+from symbols import se_inception_resnet_v2, se_inception_v4, se_resnext
 
 NETWORKS = {
+    'se-inception-resnet-v2': se_inception_resnet_v2,
+    'se-inception-v4': se_inception_v4,
     'se-resnext': se_resnext,
 }
 
@@ -22,3 +24,12 @@ def get_symbol(network, num_classes, **kwargs):
     """Build the registered ``network``; an unknown name raises ValueError listing the known ones."""
     builder_options(network)
     return NETWORKS[network].get_symbol(num_classes, **kwargs)
+
+
+def min_image_size(network):
+    """Smallest input height and width ``network`` accepts: its module's ``MIN_IMAGE_SIZE``, else 1.
+
+    Trainers resize smaller images (e.g. the 32x32 Fashion-MNIST records) up to this size.
+    """
+    builder_options(network)
+    return getattr(NETWORKS[network], 'MIN_IMAGE_SIZE', 1)

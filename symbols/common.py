@@ -47,13 +47,26 @@ def batchnorm(data, name, bn_mom=0.9, fix_gamma=False):
     return mx.sym.BatchNorm(data=data, fix_gamma=fix_gamma, eps=BN_EPS, momentum=bn_mom, name=name)
 
 
-def conv(data, num_filter, kernel, name, stride=1, pad=None, num_group=1, workspace=512):
-    """Bias-free square convolution; ``pad`` defaults to 'same' for odd kernels."""
-    if pad is None:
-        pad = kernel // 2
-    return mx.sym.Convolution(data=data, num_filter=num_filter, kernel=(kernel, kernel),
-                              stride=(stride, stride), pad=(pad, pad), num_group=num_group,
-                              no_bias=True, workspace=workspace, name=name)
+def _pair(value):
+    """``3`` -> ``(3, 3)``; a (height, width) pair is returned as a tuple."""
+    if isinstance(value, int):
+        return (value, value)
+    height, width = value
+    return (int(height), int(width))
+
+
+def conv(data, num_filter, kernel, name, stride=1, pad=None, num_group=1, workspace=512,
+         no_bias=True):
+    """Convolution, bias-free unless ``no_bias=False``.
+
+    ``kernel``, ``stride`` and ``pad`` are an int (square) or a (height, width) pair, so factorized
+    1x7 / 7x1 convolutions are ``kernel=(1, 7)``; ``pad`` defaults to 'same' for odd kernels.
+    """
+    kernel = _pair(kernel)
+    pad = (kernel[0] // 2, kernel[1] // 2) if pad is None else _pair(pad)
+    return mx.sym.Convolution(data=data, num_filter=num_filter, kernel=kernel,
+                              stride=_pair(stride), pad=pad, num_group=num_group,
+                              no_bias=no_bias, workspace=workspace, name=name)
 
 
 def conv_bn(data, num_filter, kernel, conv_name, bn_name, stride=1, pad=None, num_group=1,
@@ -67,11 +80,11 @@ def conv_bn(data, num_filter, kernel, conv_name, bn_name, stride=1, pad=None, nu
     return out
 
 
-def se_block(data, num_filter, name, reduction=SE_REDUCTION):
+def se_block(data, num_filter, name, reduction=SE_REDUCTION, divisor=SE_DIVISOR):
     """Squeeze-and-Excitation (Hu et al. 2018): rescale the channels of ``data`` by learned gates.
 
-    global average pool -> FC(se_width(num_filter, reduction)) -> ReLU -> FC(num_filter) -> sigmoid ->
-    channel-wise product with ``data``. The FC layers carry biases. Names follow the original's
+    global average pool -> FC(se_width(num_filter, reduction, divisor)) -> ReLU -> FC(num_filter) ->
+    sigmoid -> channel-wise product with ``data``. The FC layers carry biases. Names follow the original's
     released model: ``{name}_squeeze``, ``{name}_excitation1``, ``{name}_excitation2``.
 
     Parameters
@@ -84,11 +97,15 @@ def se_block(data, num_filter, name, reduction=SE_REDUCTION):
         Prefix of the block's operators, e.g. ``stage1_unit1``.
     reduction : int
         Ratio between ``num_filter`` and the width of the excitation bottleneck.
+    divisor : int
+        The bottleneck width is rounded to a multiple of this (1: the nearest integer to
+        num_filter / reduction).
     """
     squeeze = mx.sym.Pooling(data=data, global_pool=True, kernel=(1, 1), pool_type='avg',
                              name=name + '_squeeze')
     squeeze = mx.sym.Flatten(data=squeeze, name=name + '_flatten')
-    excitation = mx.sym.FullyConnected(data=squeeze, num_hidden=se_width(num_filter, reduction),
+    excitation = mx.sym.FullyConnected(data=squeeze,
+                                       num_hidden=se_width(num_filter, reduction, divisor),
                                        name=name + '_excitation1')
     excitation = mx.sym.Activation(data=excitation, act_type='relu',
                                    name=name + '_excitation1_relu')
