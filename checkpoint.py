@@ -115,6 +115,14 @@ def _write_json(path, value):
         json.dump(value, stream)
 
 
+def remove_stale_temporaries(prefix):
+    """Delete temporary checkpoint files under ``prefix`` left by processes that no longer run."""
+    for path in glob.glob(glob.escape(prefix) + '-*.tmp-*'):
+        pid = path.rsplit('.tmp-', 1)[1]
+        if pid.isdigit() and not os.path.exists('/proc/%s' % pid) or pid == str(os.getpid()):
+            os.remove(path)
+
+
 def remove_partials(prefix):
     """Delete every partial checkpoint under ``prefix`` (a complete epoch supersedes them)."""
     for path in glob.glob(glob.escape(prefix) + '-*-partial.*'):

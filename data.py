@@ -200,11 +200,61 @@ def check_rec(path, flag):
         raise DataError('%s %s does not exist; %s' % (flag, path, hint))
     try:
         with open(path, 'rb') as stream:
-            magic = stream.read(4)
+            if read_record_end(stream, 0) is None:
+                raise DataError('%s %s is not a RecordIO file (bad magic number); %s'
+                                % (flag, path, hint))
+            check_rec_tail(stream, path, flag, hint)
     except OSError as err:
         raise DataError('%s %s cannot be read (%s)' % (flag, path, err.strerror)) from None
-    if magic != struct.pack('<I', 0xced7230a):
-        raise DataError('%s %s is not a RecordIO file (bad magic number); %s' % (flag, path, hint))
+
+
+RECORDIO_MAGIC = struct.pack('<I', 0xced7230a)
+RECORDIO_LENGTH_MASK = (1 << 29) - 1
+"""A record starts with the magic word and a word whose low 29 bits are the payload length."""
+
+
+def read_record_end(stream, offset):
+    """End offset of the record starting at ``offset`` (payload padded to 4), or None if none does."""
+    stream.seek(offset)
+    head = stream.read(8)
+    if len(head) < 8 or head[:4] != RECORDIO_MAGIC:
+        return None
+    length = struct.unpack('<I', head[4:])[0] & RECORDIO_LENGTH_MASK
+    return offset + 8 + (length + 3) // 4 * 4
+
+
+def check_rec_tail(stream, path, flag, hint):
+    """Raise DataError if the last record is cut short, or if the ``.idx`` points elsewhere.
+
+    With an ``.idx``, its last offset must start a record that ends inside the file; without one,
+    every record header is walked (seeks only).
+    """
+    size = os.fstat(stream.fileno()).st_size
+    index = idx_path(path)
+    if os.path.isfile(index):
+        try:
+            with open(index) as lines:
+                offsets = [int(line.split('\t')[1]) for line in lines if line.strip()]
+        except (ValueError, IndexError):
+            raise DataError('%s is not a RecordIO index (lines of "index<TAB>offset"); delete '
+                            'it or rebuild it with im2rec_prep.sh' % index) from None
+        for offset in (offsets[:1] + offsets[-1:]):
+            end = read_record_end(stream, offset)
+            if end is None:
+                raise DataError('%s does not match %s (offset %d is not a record): the index '
+                                'belongs to another file; delete it or rebuild both with '
+                                'im2rec_prep.sh' % (index, path, offset))
+            if end > size:
+                raise DataError('%s %s is truncated: its last record ends at byte %d of %d; %s'
+                                % (flag, path, end, size, hint))
+        return
+    offset = 0
+    while offset < size:
+        end = read_record_end(stream, offset)
+        if end is None or end > size:
+            raise DataError('%s %s is truncated or corrupt at byte %d of %d; %s'
+                            % (flag, path, offset, size, hint))
+        offset = end
 
 
 def resolve_rec_files(data_type, data_dir, aug_level=2, data_train=None, data_val=None):

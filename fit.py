@@ -127,7 +127,9 @@ def add_data_args(parser):
                                           'default ./data/<data-type>/')
     group.add_argument('--data-train', help='training .rec (overrides --data-dir)')
     group.add_argument('--data-val', help='validation .rec (overrides --data-dir)')
-    group.add_argument('--image-shape', help='input shape C,H,W; default per data type')
+    group.add_argument('--image-shape', help='input shape C,H,W; default per data type, raised to '
+                                             'the network\'s minimum input side (75 for the '
+                                             'Inceptions)')
     group.add_argument('--num-classes', type=int, help='classes; default per data type')
     group.add_argument('--num-examples', type=int,
                        help='training examples per epoch; default per data type')
@@ -137,12 +139,17 @@ def add_data_args(parser):
     return parser
 
 
-def build_parser(description=None, **defaults):
-    """The trainers' parser; ``defaults`` are the trainer's presets, applied before parsing."""
+def build_parser(description=None, networks=None, **defaults):
+    """The trainers' parser; ``defaults`` are the trainer's presets, applied before parsing, and
+    ``networks`` (default: every registered one) the choices of ``--network``."""
     parser = OneLineParser(description=description,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_args(parser)
     add_fit_args(parser)
+    if networks is not None:
+        for action in parser._actions:
+            if action.dest == 'network':
+                action.choices = sorted(networks)
     parser.set_defaults(**defaults)
     return parser
 
@@ -204,7 +211,11 @@ def resolve_args(args):
         if spec['image_shape'] is None:
             raise UsageError('--image-shape C,H,W is required with --data-type %s'
                              % args.data_type)
-        args.image_shape = ','.join(map(str, spec['image_shape']))
+        channels, height, width = spec['image_shape']
+        # A network with a minimum input side (the Inceptions: 75) gets small images resized up to
+        # it: ImageRecordIter upsamples (bilinear) records smaller than its data_shape.
+        min_side = symbols.min_image_size(args.network)
+        args.image_shape = '%d,%d,%d' % (channels, max(height, min_side), max(width, min_side))
     try:
         args.image_shape = parse_image_shape(args.image_shape)
     except ValueError as err:
@@ -501,6 +512,7 @@ def fit(args):
                          % (args.batch_size, num_examples // num_workers))
     begin_epoch, begin_batch, arg_params, aux_params, states_path = load_resume_point(args)
     prepare_checkpoint_dir(args.model_prefix)
+    checkpoint.remove_stale_temporaries(args.model_prefix)
 
     LOG.info('arguments: %s', vars(args))
     mod = mx.mod.Module(symbol, context=contexts)
@@ -659,15 +671,17 @@ def benchmark(mod, args, context):
         if i >= BENCHMARK_WARMUP:
             times.append(time.time() - tic)
     speed = args.batch_size / float(np.median(times))
-    LOG.info('benchmark: %s depth %d, batch %d, input %s: training %.2f img/s (median of %d '
-             'batches)', args.network, args.depth, args.batch_size,
+    depth = ' depth %d' % args.depth if 'num_layers' in symbols.builder_options(args.network) \
+        else ''
+    LOG.info('benchmark: %s%s, batch %d, input %s: training %.2f img/s (median of %d '
+             'batches)', args.network, depth, args.batch_size,
              'x'.join(map(str, args.image_shape)), speed, BENCHMARK_BATCHES)
     return {'img_per_sec': speed}
 
 
-def main(argv=None, description=None, **defaults):
+def main(argv=None, description=None, networks=None, **defaults):
     """Parse ``argv`` with the trainer's ``defaults`` and train; returns a process exit code."""
-    parser = build_parser(description, **defaults)
+    parser = build_parser(description, networks, **defaults)
     args = parser.parse_args(argv)
     try:
         resolve_args(args)

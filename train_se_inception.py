@@ -15,12 +15,15 @@ import sys
 
 import fit
 
+NETWORKS = ('se-inception-v4', 'se-inception-resnet-v2')
+"""The registry networks this trainer offers as --network."""
+
 PRESETS = dict(network='se-inception-v4', batch_size=384, drop_out=0.2)
 """Defaults of this trainer, applied before parsing (the other flags are the shared trainer's)."""
 
 
 def main(argv=None):
-    return fit.main(argv, description=__doc__, **PRESETS)
+    return fit.main(argv, description=__doc__, networks=NETWORKS, **PRESETS)
 
 
 if __name__ == '__main__':

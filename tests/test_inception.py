@@ -247,3 +247,33 @@ def test_trains_one_epoch_and_resumes(network, fmnist_slice, tmp_path):
     _, after, _ = mx.model.load_checkpoint(str(prefix), 2)
     moved = np.abs(after['fc1_weight'].asnumpy() - arg_params['fc1_weight'].asnumpy()).max()
     assert moved > 0  # epoch 2 updated the parameters loaded from epoch 1
+
+
+@pytest.mark.parametrize('network,data_type,shape', [
+    ('se-inception-v4', 'fashion-mnist', (3, 75, 75)),
+    ('se-inception-resnet-v2', 'cifar10', (3, 75, 75)),
+    ('se-inception-v4', 'imagenet', (3, 224, 224))])
+def test_small_image_data_is_resized_to_the_network_minimum(network, data_type, shape):
+    parser = fit.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
+    args = parser.parse_args(['--network', network, '--data-type', data_type])
+    assert fit.resolve_args(args).image_shape == shape
+
+
+def test_small_images_stay_small_for_se_resnext():
+    args = fit.build_parser(network='se-resnext').parse_args(['--data-type', 'fashion-mnist'])
+    assert fit.resolve_args(args).image_shape == (3, 32, 32)
+
+
+def test_inception_trainer_offers_only_inceptions():
+    parser = fit.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--network', 'se-resnext'])
+
+
+def test_fashion_mnist_records_train_without_an_image_shape(fmnist_slice, tmp_path):
+    log = tmp_path / 'net.log'
+    assert train_se_inception.main([
+        '--network', 'se-inception-v4', '--data-type', 'fashion-mnist',
+        '--data-train', fmnist_slice['train'], '--num-examples', '16', '--batch-size', '8',
+        '--num-epochs', '1', '--model-prefix', str(tmp_path / 'net'), '--log-file', str(log)]) == 0
+    assert "'image_shape': (3, 75, 75)" in log.read_text()
