@@ -17,6 +17,7 @@ import os
 import struct
 
 import numpy as np
+import tqdm
 
 DATA_TYPES = {
     'imagenet': dict(num_classes=1000, num_examples=1281167, image_shape=(3, 224, 224),
@@ -47,6 +48,10 @@ FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 
                          'Sneaker', 'Bag', 'Ankle boot')
 FASHION_MNIST_PAD = 2
 """28x28 images are padded by 2 zero pixels on each side to the 32x32 small-image input."""
+
+
+PROGRESS_MIN_IMAGES = 5000
+"""Packing shows a progress bar (on stderr) for at least this many images."""
 
 
 class DataError(Exception):
@@ -136,20 +141,20 @@ def write_indexed_rec(rec_path, images, labels, encoding='.png', quality=95):
     tmp_rec, tmp_idx = rec_path + suffix, idx_path(rec_path) + suffix
     writer = mx.recordio.MXIndexedRecordIO(tmp_idx, tmp_rec, 'w')
     total = len(images)
-    step = max(total // 10, 1)
+    progress = tqdm.tqdm(total=total, desc='packing %s' % os.path.basename(rec_path),
+                         unit='img', mininterval=1.0, disable=total < PROGRESS_MIN_IMAGES)
     try:
         for i, (image, label) in enumerate(zip(images, labels)):
             header = mx.recordio.IRHeader(0, float(label), i, 0)
             # pack_img expects BGR like cv2.imwrite; flip RGB so decoders return RGB again.
             writer.write_idx(i, mx.recordio.pack_img(header, image[:, :, ::-1], quality=quality,
                                                      img_fmt=encoding))
-            if (i + 1) % step == 0 or i + 1 == total:
-                logging.info('packing %s: %d/%d images (%d%%)', os.path.basename(rec_path), i + 1,
-                             total, 100 * (i + 1) // total)
+            progress.update()
         writer.close()
         os.replace(tmp_idx, idx_path(rec_path))
         os.replace(tmp_rec, rec_path)
     finally:
+        progress.close()
         writer.close()
         for tmp in (tmp_rec, tmp_idx):
             if os.path.exists(tmp):

@@ -19,6 +19,7 @@ import numpy as np
 import checkpoint
 import data
 import symbols
+import training_log
 from lr_schedule import EpochStepScheduler
 from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
@@ -478,6 +479,15 @@ def load_resume_point(args):
     return epoch, batch, arg_params, aux_params, states_path
 
 
+def write_curve(args):
+    """Redraw the run's learning-curve PNG beside its log; a failure only warns."""
+    try:
+        training_log.plot([args.log_file], training_log.curve_path(args.log_file),
+                          title=os.path.splitext(os.path.basename(args.log_file))[0])
+    except (OSError, ValueError) as err:
+        LOG.warning('could not draw the learning curve: %s', err)
+
+
 def fit(args):
     """Train ``args.network`` as the parsed arguments say; returns the final validation metrics."""
     import mxnet as mx
@@ -646,15 +656,18 @@ def fit(args):
                     LOG.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
                 if val_metrics['accuracy'] > best[1]:
                     best = (epoch + 1, val_metrics['accuracy'])
+            if rank == 0:
+                write_curve(args)
             if stop.signum is not None and not last:
                 raise TrainingStopped(
                     'stopped by %s after epoch %d; continue with --model-load-epoch -1 --retrain'
                     % (signal.Signals(stop.signum).name, epoch + 1), 128 + stop.signum)
     if val_rec:
         LOG.info('Final validation accuracy %.4f on %d images (best %.4f after epoch %d); '
-                 'trained %d epochs in %s; checkpoints under %s', val_metrics['accuracy'],
-                 val_count, best[1], best[0], args.num_epochs - begin_epoch,
-                 _format_duration(time.time() - run_start), args.model_prefix)
+                 'trained %d epochs in %s; checkpoints under %s; curve %s',
+                 val_metrics['accuracy'], val_count, best[1], best[0],
+                 args.num_epochs - begin_epoch, _format_duration(time.time() - run_start),
+                 args.model_prefix, training_log.curve_path(args.log_file))
     return val_metrics
 
 

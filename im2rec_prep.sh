@@ -46,7 +46,7 @@ for split in train val; do
   lst=${prefix}_${split}.lst
   [ -s "$lst" ] || { rm -f "$lst"; continue; }
   "$python" -W ignore "$im2rec" --resize "$resize" --quality "$quality" --num-thread "$num_thread" \
-    "$lst" "$root" >/dev/null
+    "$lst" "$root" >&2  # im2rec prints "time: ... count: N" every 1000 images
   echo "$lst -> ${prefix}_${split}.rec ($(wc -l < "$lst") images)"
 done
 echo "classes: ${prefix}_classes.txt ($(wc -l < "${prefix}_classes.txt") classes)"
