@@ -1,12 +1,14 @@
 """Network registry: CLI name -> builder module with ``get_symbol(num_classes, num_layers, ...)``."""
 import inspect
 
-from symbols import se_inception_resnet_v2, se_inception_v4, se_resnext
+from symbols import se_inception_resnet_v2, se_inception_v4, se_resnet, se_resnext, senet_154
 
 NETWORKS = {
     'se-inception-resnet-v2': se_inception_resnet_v2,
     'se-inception-v4': se_inception_v4,
+    'se-resnet': se_resnet,
     'se-resnext': se_resnext,
+    'senet-154': senet_154,
 }
 
 

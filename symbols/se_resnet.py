@@ -1,0 +1,79 @@
+"""SE-ResNet (Hu et al., "Squeeze-and-Excitation Networks", 2018; He et al., ResNet, 2016).
+
+Two versions (``version``):
+
+1. Post-activation (default; the paper's and the authors' released models): SE-ResNeXt's unit with
+   one group and a bottleneck of a quarter of the output width; SE on the last BatchNorm, ReLU after
+   the residual add.
+2. Pre-activation (He et al., "Identity Mappings", 2016; the original SENet.mxnet repository's
+   choice): bn -> relu -> conv units with SE on the last convolution, no ReLU after the add, and a
+   final ``bn1`` -> ``relu1`` before the pool. The projection shortcut ``_sc`` is a convolution of
+   the unit's first pre-activation, without BatchNorm.
+
+Both use basic (two 3x3) units at depths 18 and 34 and project a shortcut only where the shape
+changes (the original's version 2 also projected the first unit of ResNet-18/34, 64 to 64 channels).
+Depths, stems, small-image rule and layer names are SE-ResNeXt's (see ``symbols.se_resnext``): small
+images (height <= 32) take depth d with (d - 2) % 9 == 0 (bottleneck, outputs 64/128/256) or
+(d - 2) % 6 == 0 (basic, outputs 16/32/64).
+"""
+import mxnet as mx
+
+from symbols import se_resnext
+from symbols.common import SE_REDUCTION, batchnorm, classifier_head, data_input, parse_image_shape
+
+IMAGENET_UNITS = {depth: units for depth, units in se_resnext.IMAGENET_UNITS.items()
+                  if depth in (18, 34, 50, 101, 152, 200)}
+"""Units per stage of the ImageNet networks: SE-ResNeXt's table without depth 269."""
+
+BOTTLENECK_WIDTH_RATIO = 4
+"""Bottleneck width = output channels / 4 (ResNet's expansion)."""
+
+VERSIONS = (1, 2)
+"""1: post-activation units (the paper); 2: pre-activation units (the original repository)."""
+
+
+def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1, drop_out=0.0,
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, **kwargs):
+    """Build SE-ResNet ending in a SoftmaxOutput named ``softmax``.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of ``fc1``.
+    num_layers : int
+        Depth: 18, 34, 50, 101, 152, 200 for ImageNet-sized inputs; see the module docstring for
+        small images.
+    image_shape : tuple or str
+        (C, H, W) or ``'C,H,W'``; heights <= 32 select the small-image network.
+    version : int
+        1 post-activation (the paper), 2 pre-activation (the original repository).
+    drop_out : float
+        Dropout probability before ``fc1``.
+    bn_mom : float
+        Momentum of every BatchNorm's moving statistics.
+    workspace : int
+        Convolution workspace in MB.
+    reduction : int
+        SE reduction ratio.
+    """
+    if kwargs:
+        raise TypeError('se-resnet got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
+    if version not in VERSIONS:
+        raise ValueError('se-resnet version %r is not supported; choose one of: %s'
+                         % (version, ', '.join(map(str, VERSIONS))))
+    image_shape = parse_image_shape(image_shape)
+    units, outputs, stem_width, bottle_neck, small = se_resnext.network_plan(
+        num_layers, image_shape, IMAGENET_UNITS)
+    preact = version == 2
+    common = dict(bn_mom=bn_mom, workspace=workspace)
+    with mx.name.NameManager():
+        body = se_resnext.stem(data_input(bn_mom), stem_width, small,
+                               activate=not (preact and small), **common)
+        body = se_resnext.residual_stages(body, units, outputs, stem_width,
+                                          bottle_neck=bottle_neck, num_group=1,
+                                          width_ratio=BOTTLENECK_WIDTH_RATIO, preact=preact,
+                                          reduction=reduction, **common)
+        if preact:
+            body = batchnorm(body, 'bn1', bn_mom=bn_mom)
+            body = mx.sym.Activation(data=body, act_type='relu', name='relu1')
+        return classifier_head(body, num_classes, drop_out=drop_out)

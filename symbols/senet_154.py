@@ -1,0 +1,90 @@
+"""SENet-154 (Hu et al., "Squeeze-and-Excitation Networks", 2018), the ILSVRC 2017 winning model.
+
+An SE-ResNeXt-152 variant with 64 groups: post-activation bottleneck units [3, 8, 36, 3] with
+outputs 256/512/1024/2048, each a 1x1 convolution to half the output width, a 3x3 convolution with
+64 groups widening to the full output width (and carrying the stride), a 1x1 convolution, SE on its
+BatchNorm, the residual add and ReLU. The stem is three 3x3 convolutions (64/2, 64, 128) with
+BatchNorm and ReLU, then a 3x3/2 max-pool; projection shortcuts are 3x3 where they downsample
+(stages 2-4) and 1x1 in stage 1; dropout (default 0.2) before ``fc1``. This follows the authors'
+released Caffe model, including its ceil-mode max-pool; layer names follow this repository's
+scheme (``conv0_1``..``conv0_3`` for the stem, ``stage{s}_unit{u}_*`` as in SE-ResNeXt).
+
+The depth is fixed (the builder takes no ``num_layers``); any input of at least 32x32 works through
+the global pool. Train it with ``train_se_resnext_w_d.py --network senet-154 --drop-out 0.2`` (that
+trainer's ``--drop-out`` defaults to 0; ``--num-group`` and ``--depth`` do not apply).
+"""
+import mxnet as mx
+
+from symbols import se_resnext
+from symbols.common import (
+    SE_REDUCTION,
+    classifier_head,
+    conv_bn,
+    data_input,
+    parse_image_shape,
+)
+
+UNITS = (3, 8, 36, 3)
+"""Units per stage."""
+
+OUTPUTS = (256, 512, 1024, 2048)
+"""Output channels of each stage's units."""
+
+NUM_GROUP = 64
+"""Groups of every 3x3 bottleneck convolution."""
+
+BOTTLENECK_WIDTH_RATIO = 2
+"""The first 1x1 convolution of a unit has half its output channels."""
+
+SHORTCUT_KERNELS = (1, 3, 3, 3)
+"""Kernel of each stage's projection shortcut: 3x3 where it also downsamples."""
+
+STEM = ((64, 2), (64, 1), (128, 1))
+"""Output channels and stride of the three 3x3 stem convolutions."""
+
+DROP_OUT = 0.2
+"""Dropout before ``fc1`` in the released model."""
+
+MIN_IMAGE_SIZE = 32
+"""Smallest input side: 32x32 leaves 1x1 after the last stage."""
+
+
+def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9, workspace=512,
+               reduction=SE_REDUCTION, **kwargs):
+    """Build SENet-154 ending in a SoftmaxOutput named ``softmax``.
+
+    Parameters
+    ----------
+    num_classes : int
+        Outputs of ``fc1``.
+    image_shape : tuple or str
+        (C, H, W) or ``'C,H,W'``; 224x224 for ImageNet, at least ``MIN_IMAGE_SIZE`` (32).
+    drop_out : float
+        Dropout probability before ``fc1``.
+    bn_mom : float
+        Momentum of every BatchNorm's moving statistics.
+    workspace : int
+        Convolution workspace in MB.
+    reduction : int
+        SE reduction ratio.
+    """
+    if kwargs:
+        raise TypeError('senet-154 got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
+    image_shape = parse_image_shape(image_shape)
+    if min(image_shape[1:]) < MIN_IMAGE_SIZE:
+        raise ValueError('senet-154 needs inputs of at least %dx%d, got %dx%d'
+                         % ((MIN_IMAGE_SIZE, MIN_IMAGE_SIZE) + tuple(image_shape[1:])))
+    common = dict(bn_mom=bn_mom, workspace=workspace)
+    with mx.name.NameManager():
+        body = data_input(bn_mom)
+        for index, (num_filter, stride) in enumerate(STEM, start=1):
+            body = conv_bn(body, num_filter, 3, 'conv0_%d' % index, 'bn0_%d' % index,
+                           stride=stride, act_name='relu0_%d' % index, **common)
+        body = mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pool_type='max',
+                              pooling_convention='full', name='pool0')
+        body = se_resnext.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0],
+                                          sc_kernels=SHORTCUT_KERNELS, bottle_neck=True,
+                                          num_group=NUM_GROUP,
+                                          width_ratio=BOTTLENECK_WIDTH_RATIO,
+                                          conv2_to_output=True, reduction=reduction, **common)
+        return classifier_head(body, num_classes, drop_out=drop_out)
