@@ -1,0 +1,178 @@
+"""The fast SE formulation computes the same outputs and gradients as the textbook one.
+
+``symbols.common.se_block`` builds either formulation (``SE_IMPLS``); these tests bind both graphs
+with the same parameters on real Fashion-MNIST images and compare every output and gradient.
+"""
+import json
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import data
+import symbols
+from symbols import common
+
+RTOL = 1e-4
+"""Largest accepted max|fast - plain| / max|plain| of any output or gradient."""
+
+
+def relative_error(fast, plain):
+    fast, plain = np.asarray(fast, dtype=np.float64), np.asarray(plain, dtype=np.float64)
+    return np.abs(fast - plain).max() / max(np.abs(plain).max(), 1e-30)
+
+
+@pytest.fixture(scope='module')
+def fmnist_batch():
+    """The first 64 training images of Fashion-MNIST, NCHW float32 0-255, and their labels."""
+    images, labels = data.load_fashion_mnist('train')
+    pixels = data.to_rgb32(images[:64]).transpose(0, 3, 1, 2).astype(np.float32)
+    return pixels, labels[:64].astype(np.float32)
+
+
+def build(impl, **kwargs):
+    with common.se_implementation(impl):
+        return symbols.get_symbol('se-resnext', **kwargs)
+
+
+def random_params(sym, data_shape, seed=0):
+    """He-normal weights, non-trivial BatchNorm affine parameters and biases, fixed by ``seed``."""
+    shapes, _, _ = sym.infer_shape(data=data_shape)
+    rng = np.random.RandomState(seed)
+    params = {}
+    for name, shape in zip(sym.list_arguments(), shapes):
+        if name in ('data', 'softmax_label'):
+            continue
+        if name.endswith('_weight'):
+            params[name] = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+        elif name.endswith('_gamma'):
+            params[name] = rng.uniform(0.5, 1.5, shape)
+        else:
+            params[name] = rng.normal(0, 0.1, shape)
+    return params
+
+
+def train_step(sym, params, pixels, labels, dtype=np.float32):
+    """Outputs, parameter gradients and updated BatchNorm statistics of one training batch."""
+    exe = sym.simple_bind(mx.cpu(), data=pixels.shape, softmax_label=labels.shape,
+                          type_dict={'data': dtype})
+    exe.arg_dict['data'][:] = pixels
+    exe.arg_dict['softmax_label'][:] = labels
+    for name, value in params.items():
+        exe.arg_dict[name][:] = value
+    for name, array in exe.aux_dict.items():
+        array[:] = 1.0 if name.endswith('_var') else 0.0
+    exe.forward(is_train=True)
+    exe.backward()
+    mx.nd.waitall()
+    grads = {name: grad.asnumpy() for name, grad in exe.grad_dict.items()
+             if name not in ('data', 'softmax_label')}
+    aux = {name: array.asnumpy() for name, array in exe.aux_dict.items()}
+    return exe.outputs[0].asnumpy(), grads, aux
+
+
+def assert_same_training_step(fast, plain, pixels, labels, dtype=np.float32, rtol=RTOL):
+    assert fast.list_arguments() == plain.list_arguments()
+    assert fast.list_auxiliary_states() == plain.list_auxiliary_states()
+    params = random_params(plain, pixels.shape)
+    out_fast, grads_fast, aux_fast = train_step(fast, params, pixels, labels, dtype)
+    out_plain, grads_plain, aux_plain = train_step(plain, params, pixels, labels, dtype)
+    assert relative_error(out_fast, out_plain) <= rtol
+    assert sorted(grads_fast) == sorted(grads_plain)
+    errors = {name: relative_error(grads_fast[name], grads_plain[name]) for name in grads_plain}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= rtol, (worst, errors[worst])
+    for name in aux_plain:
+        assert relative_error(aux_fast[name], aux_plain[name]) <= rtol, name
+    # The gradients are not trivially equal because they are all zero.
+    assert np.abs(grads_plain['stage1_unit1_excitation1_weight']).max() > 0
+
+
+def test_small_image_network_matches_broadcast(fmnist_batch):
+    """The `make train` network (depth 29, 8 groups) on 64 real 32x32 images."""
+    pixels, labels = fmnist_batch
+    kwargs = dict(num_classes=10, num_layers=29, image_shape=(3, 32, 32), num_group=8)
+    assert_same_training_step(build('fast', **kwargs), build('broadcast', **kwargs), pixels,
+                              labels)
+
+
+def test_imagenet_network_matches_broadcast(fmnist_batch):
+    """SE-ResNeXt-50 32x4d on two real images enlarged to 224x224 (every stage's SE shapes).
+
+    In float64: with two images, BatchNorm at 7x7 amplifies float32 rounding so much that either
+    formulation's float32 gradients are 10-20 % away from its float64 ones; in float64 both
+    formulations agree to ~1e-13.
+    """
+    pixels, labels = fmnist_batch
+    large = np.repeat(np.repeat(pixels[:2], 7, axis=2), 7, axis=3)
+    kwargs = dict(num_classes=10, num_layers=50, image_shape=(3, 224, 224), num_group=32)
+    assert_same_training_step(build('fast', **kwargs), build('broadcast', **kwargs), large,
+                              labels[:2], dtype=np.float64, rtol=1e-9)
+
+
+@pytest.mark.parametrize('batch,height,width', [(1, 32, 32), (5, 32, 32), (3, 40, 24)])
+def test_inference_at_other_batch_and_image_sizes(fmnist_batch, batch, height, width):
+    """A graph built for batch 128 and 32x32 binds for inference at other batch and image sizes."""
+    pixels, _ = fmnist_batch
+    images = np.zeros((batch, 3, height, width), dtype=np.float32)
+    images[:, :, :min(height, 32), :min(width, 32)] = pixels[:batch, :, :height, :width]
+    kwargs = dict(num_classes=10, num_layers=11, image_shape=(3, 32, 32), num_group=2)
+    fast, plain = build('fast', **kwargs), build('broadcast', **kwargs)
+    params = random_params(plain, (128, 3, 32, 32))
+    aux_shapes = plain.infer_shape(data=(1, 3, 32, 32))[2]
+    rng = np.random.RandomState(1)
+    aux = {name: rng.uniform(0.5, 1.5, shape) if name.endswith('_var')
+           else rng.normal(0, 0.1, shape)
+           for name, shape in zip(plain.list_auxiliary_states(), aux_shapes)}
+    outputs = []
+    for sym in (fast, plain):
+        exe = sym.simple_bind(mx.cpu(), grad_req='null', data=images.shape,
+                              softmax_label=(batch,))
+        exe.copy_params_from({k: mx.nd.array(v) for k, v in params.items()},
+                             {k: mx.nd.array(v) for k, v in aux.items()})
+        exe.arg_dict['data'][:] = images
+        exe.forward(is_train=False)
+        outputs.append(exe.outputs[0].asnumpy())
+    assert outputs[0].shape == (batch, 10)
+    assert relative_error(outputs[0], outputs[1]) <= RTOL
+
+
+@pytest.mark.parametrize('shape', [(4, 32, 6, 6), (2, 48, 5, 7), (3, 16, 1, 1)])
+def test_se_block_gradients_match(shape):
+    """Both formulations of one SE block: output and gradients w.r.t. input and parameters."""
+    rng = np.random.RandomState(2)
+    results = []
+    for impl in common.SE_IMPLS:
+        sym = common.se_block(mx.sym.Variable('data'), shape[1], 'u', impl=impl)
+        exe = sym.simple_bind(mx.cpu(), data=shape)
+        values = random_params(sym, shape, seed=3)
+        values['data'] = np.random.RandomState(4).normal(0, 1, shape)
+        for name, value in values.items():
+            exe.arg_dict[name][:] = value
+        out_grad = mx.nd.array(rng.normal(0, 1, shape)) if not results else results[0][0]
+        exe.forward(is_train=True)
+        exe.backward([out_grad])
+        results.append((out_grad, exe.outputs[0].asnumpy(),
+                        {k: v.asnumpy() for k, v in exe.grad_dict.items()}))
+    (_, out_a, grads_a), (_, out_b, grads_b) = results
+    assert relative_error(out_a, out_b) <= RTOL
+    for name in grads_b:
+        assert relative_error(grads_a[name], grads_b[name]) <= RTOL, name
+
+
+def test_unknown_se_implementation():
+    with pytest.raises(ValueError, match='broadcast'):
+        common.se_block(mx.sym.Variable('x'), 16, 'u', impl='magic')
+    with pytest.raises(ValueError, match='fast'):
+        with common.se_implementation('magic'):
+            pass
+
+
+def test_default_is_fast_and_context_restores():
+    def op_names(sym):
+        return [node['op'] for node in json.loads(sym.tojson())['nodes']]
+    x = mx.sym.Variable('x')
+    assert 'broadcast_mul' not in op_names(common.se_block(x, 16, 'u'))
+    with common.se_implementation('broadcast'):
+        assert 'broadcast_mul' in op_names(common.se_block(x, 16, 'u'))
+    assert 'broadcast_mul' not in op_names(common.se_block(x, 16, 'u'))
