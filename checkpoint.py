@@ -68,7 +68,8 @@ def atomic_write(path, write):
     tmp = '%s.tmp-%d' % (path, os.getpid())
     try:
         write(tmp)
-        if path.endswith('.params') and os.environ.get(FAULT_ENV) == _fault_tag(path):
+        fault = os.environ.get(FAULT_ENV)
+        if fault and fault == _fault_tag(path):
             os.kill(os.getpid(), signal.SIGKILL)
         os.replace(tmp, path)
     finally:
