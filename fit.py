@@ -65,8 +65,9 @@ def add_fit_args(parser):
                           % SMALL_IMAGE_DEPTH)
     net.add_argument('--num-group', type=int, default=32,
                      help='groups (cardinality) of the grouped 3x3 convolutions')
-    net.add_argument('--drop-out', type=float, default=0.0,
-                     help='dropout probability before the classifier fc1')
+    net.add_argument('--drop-out', type=float,
+                     help="dropout probability before the classifier fc1; default: the network's "
+                          '(0 for SE-ResNeXt and SE-ResNet, 0.2 for SENet-154 and the Inceptions)')
     net.add_argument('--bn-mom', type=float, default=0.9, help='momentum of BatchNorm statistics')
     net.add_argument('--workspace', type=int, default=512, help='convolution workspace (MB)')
     net.add_argument('--version', type=int, choices=(1, 2),
@@ -234,6 +235,8 @@ def resolve_args(args):
     tag = '%s-%s' % (args.network, args.data_type)
     if 'num_layers' in symbols.builder_options(args.network):
         tag += '-%d' % args.depth
+    if 'version' in symbols.builder_options(args.network) and args.version is not None:
+        tag += '-v%d' % args.version
     if args.model_prefix is None:
         args.model_prefix = os.path.join('model', tag)
     if args.log_file is None:
@@ -268,14 +271,15 @@ def make_metric(num_classes):
     return mx.metric.CompositeEvalMetric(metrics)
 
 
-def evaluate(mod, make_iter, num_classes):
+def evaluate(mod, make_iter, num_classes, metric=None):
     """Metrics of ``mod`` over every record of a fresh iterator, padding excluded.
 
     A fresh iterator reports ``pad`` correctly (NOTES: the 1.9.1 reset bug), so the wrapped-around
-    rows of the last batch are dropped and each example counts exactly once.
+    rows of the last batch are dropped and each example counts exactly once. ``metric`` defaults
+    to :func:`make_metric`'s (score.py passes one with top-5 for 10 classes).
     """
     import mxnet as mx
-    metric = make_metric(num_classes)
+    metric = make_metric(num_classes) if metric is None else metric
     count = 0
     for batch in make_iter():
         mod.forward(batch, is_train=False)
@@ -488,8 +492,13 @@ def write_curve(args):
         LOG.warning('could not draw the learning curve: %s', err)
 
 
-def fit(args):
-    """Train ``args.network`` as the parsed arguments say; returns the final validation metrics."""
+def fit(args, symbol=None, arg_params=None, aux_params=None):
+    """Train ``args.network`` as the parsed arguments say; returns the final validation metrics.
+
+    Fine-tuning passes ``symbol`` (used instead of ``args.network``'s) and initial ``arg_params``/
+    ``aux_params``: the initializer fills only the parameters they lack (the new classifier).
+    ``--retrain`` resumes from ``--model-prefix``'s checkpoint instead.
+    """
     import mxnet as mx
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
@@ -505,7 +514,7 @@ def fit(args):
         raise UsageError('unknown --optimizer %r; choose one of: %s' % (
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     try:
-        symbol = build_symbol(args)
+        symbol = build_symbol(args) if symbol is None else symbol
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -520,7 +529,10 @@ def fit(args):
     if epoch_size < 1:
         raise UsageError('--batch-size %d is larger than the %d training examples per worker'
                          % (args.batch_size, num_examples // num_workers))
+    initial = (arg_params, aux_params) if arg_params is not None and not args.retrain else None
     begin_epoch, begin_batch, arg_params, aux_params, states_path = load_resume_point(args)
+    if initial:
+        arg_params, aux_params = initial
     prepare_checkpoint_dir(args.model_prefix)
     checkpoint.remove_stale_temporaries(args.model_prefix)
 
@@ -532,7 +544,7 @@ def fit(args):
     initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
     try:
         mod.init_params(initializer, arg_params=arg_params, aux_params=aux_params,
-                        allow_missing=False)
+                        allow_missing=bool(initial))
     except (RuntimeError, ValueError, AssertionError, mx.base.MXNetError) as err:
         raise UsageError('the checkpoint of epoch %d does not fit this network (%s); check '
                          '--network, --depth, --num-group and --num-classes'
@@ -555,15 +567,15 @@ def fit(args):
     if args.optimizer in ('sgd', 'nag'):
         optimizer_params['momentum'] = args.mom
     mod.init_optimizer(kvstore=kv, optimizer=args.optimizer, optimizer_params=optimizer_params)
-    if states_path and 'dist' in kv.type:
-        LOG.warning('--kv-store %s keeps optimizer states on the servers, which cannot load %s: '
-                    'resuming from the parameters; momentum restarts from zero', kv.type,
-                    states_path)
+    if args.retrain and 'dist' in kv.type:
+        LOG.warning('--kv-store %s keeps optimizer states on the servers, which cannot load them: '
+                    'resumed from epoch %d with the parameters and learning rate %g; momentum '
+                    'restarts from zero', kv.type, begin_epoch, scheduler(begin_update + 1))
     elif states_path:
         checkpoint.load_optimizer_states(mod, states_path)
         LOG.info('resumed from epoch %d: params, optimizer states and learning rate %g',
                  begin_epoch, scheduler(begin_update + 1))
-    elif args.retrain and 'dist' not in kv.type:
+    elif args.retrain:
         LOG.warning('no optimizer states for epoch %d; momentum restarts from zero', begin_epoch)
 
     if args.benchmark:
@@ -692,14 +704,20 @@ def benchmark(mod, args, context):
     return {'img_per_sec': speed}
 
 
-def main(argv=None, description=None, networks=None, **defaults):
-    """Parse ``argv`` with the trainer's ``defaults`` and train; returns a process exit code."""
+def main(argv=None, description=None, networks=None, add_args=None, prepare=None, **defaults):
+    """Parse ``argv`` with the trainer's ``defaults`` and train; returns a process exit code.
+
+    ``add_args(parser)`` adds a script's own flags; ``prepare(args)`` returns extra keyword
+    arguments of :func:`fit` (fine-tune.py: the network and initial parameters) or raises UsageError.
+    """
     parser = build_parser(description, networks, **defaults)
+    if add_args is not None:
+        add_args(parser)
     args = parser.parse_args(argv)
     try:
         resolve_args(args)
         setup_logging(args.log_file)
-        fit(args)
+        fit(args, **(prepare(args) if prepare is not None else {}))
     except UsageError as err:
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
