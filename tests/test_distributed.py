@@ -74,12 +74,16 @@ def run_launcher(args, timeout=JOB_TIMEOUT):
     return proc.returncode, out, err, time.monotonic() - start, leftovers
 
 
-def trainer_command(train_rec, val_rec, tmp_path, kv_store, *extra):
-    return [sys.executable, '-W', 'ignore', os.path.join(ROOT, 'train_se_resnext_w_d.py'),
-            '--kv-store', kv_store, '--data-type', 'custom', '--data-train', train_rec,
+def trainer_flags(train_rec, val_rec, tmp_path, kv_store, *extra):
+    return ['--kv-store', kv_store, '--data-type', 'custom', '--data-train', train_rec,
             '--data-val', val_rec, '--num-classes', '10', '--image-shape', '3,32,32',
             '--num-epochs', '1', '--frequent', '8', '--model-prefix', str(tmp_path / 'model' / 'net'),
             '--log-file', str(tmp_path / 'log' / 'net.log')] + SMALL_NET + list(extra)
+
+
+def trainer_command(*args):
+    return [sys.executable, '-W', 'ignore', os.path.join(ROOT, 'train_se_resnext_w_d.py')] + \
+        trainer_flags(*args)
 
 
 def by_worker(pattern, log):
@@ -127,15 +131,32 @@ def test_dist_sync_two_workers_agree_and_learn(fmnist_1k, fmnist_slice, tmp_path
     assert accuracy > 0.4, log  # chance is 0.1
 
 
-def test_dist_async_completes(fmnist_slice, tmp_path):
+def test_dist_async_resumes_and_completes(fmnist_slice, tmp_path):
+    """A dist_async job resumes epoch 1 of a one-process run: its weights and lr position.
+
+    The servers cannot take the optimizer states from a worker, so momentum restarts, with a
+    warning on every worker.
+    """
+    import train_se_resnext_w_d
+    schedule = ['--batch-size', '16', '--lr', '0.05']
+    assert train_se_resnext_w_d.main(trainer_flags(fmnist_slice['train'], fmnist_slice['val'],
+                                                   tmp_path, 'device', *schedule)) == 0
     command = trainer_command(fmnist_slice['train'], fmnist_slice['val'], tmp_path, 'dist_async',
-                              '--batch-size', '16', '--lr', '0.05')
+                              *schedule, '--num-epochs', '2', '--model-load-epoch', '1', '--retrain')
     status, out, err, seconds, leftovers = run_launcher(['-n', '2', '-s', '1'] + command)
     assert status == 0, err[-3000:]
     assert not leftovers
     log = (tmp_path / 'log' / 'net.log').read_text()
+    resumed = by_worker(r'--kv-store dist_async keeps optimizer states on the servers, which cannot '
+                        r'load them: resumed from epoch (\d)', log)
+    assert resumed == {0: ['1'], 1: ['1']}, log
     assert set(by_worker(r'Final validation accuracy ([0-9.]+)', log)) == {0, 1}
-    assert (tmp_path / 'model' / 'net-0001.params').is_file()
+    assert not re.search(r'\[worker \d/2\] Epoch\[0\]', log)  # epoch 1 was not trained again
+    prefix = str(tmp_path / 'model' / 'net')
+    _, epoch1, _ = mx.model.load_checkpoint(prefix, 1)
+    _, epoch2, _ = mx.model.load_checkpoint(prefix, 2)
+    moved = (epoch2['fc1_weight'] - epoch1['fc1_weight']).norm() / epoch1['fc1_weight'].norm()
+    assert 1e-3 < moved.asscalar() < 1  # trained on from the checkpoint, not from scratch
 
 
 CRASHING_WORKER = '''
