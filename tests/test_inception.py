@@ -49,12 +49,15 @@ def graph(sym):
 
 
 def se_scales(nodes):
-    """Indices of SE products: broadcast_mul(x, reshape(sigmoid(FullyConnected(...))))."""
+    """Indices of SE products: x * reshape(sigmoid(FullyConnected(...))), as ``broadcast_mul``
+    or as ``elemwise_mul`` of ``broadcast_like(gate, x)`` (symbols.common.SE_IMPLS)."""
     found = []
     for index, node in enumerate(nodes):
-        if node['op'] != 'broadcast_mul':
+        if node['op'] not in ('broadcast_mul', 'elemwise_mul'):
             continue
         gate = nodes[node['inputs'][1][0]]
+        if gate['op'] == 'broadcast_like':
+            gate = nodes[gate['inputs'][0][0]]
         if gate['op'] != 'Reshape':
             continue
         sigmoid = nodes[gate['inputs'][0][0]]
