@@ -148,7 +148,7 @@ def residual_block(data, kind, name, num_filter, scale, activate=True, reduction
 
 
 def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9,
-               workspace=512, reduction=SE_REDUCTION, **kwargs):
+               workspace=512, reduction=SE_REDUCTION):
     """Build SE-Inception-ResNet-v2 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -166,9 +166,6 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
-    if kwargs:
-        raise TypeError('se-inception-resnet-v2 got unexpected arguments: %s'
-                        % ', '.join(sorted(kwargs)))
     check_image_shape(image_shape, 'se-inception-resnet-v2')
     common = dict(bn_mom=bn_mom, workspace=workspace)
 

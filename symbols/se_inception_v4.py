@@ -114,7 +114,7 @@ INCEPTION_MODULES = {'a': inception_a, 'b': inception_b, 'c': inception_c}
 
 
 def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9,
-               workspace=512, reduction=SE_REDUCTION, **kwargs):
+               workspace=512, reduction=SE_REDUCTION):
     """Build SE-Inception-v4 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -132,8 +132,6 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
-    if kwargs:
-        raise TypeError('se-inception-v4 got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
     check_image_shape(image_shape, 'se-inception-v4')
     common = dict(bn_mom=bn_mom, workspace=workspace)
 

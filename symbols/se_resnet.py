@@ -33,7 +33,7 @@ VERSIONS = (1, 2)
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1, drop_out=0.0,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, **kwargs):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
     """Build SE-ResNet ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -56,8 +56,6 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1,
     reduction : int
         SE reduction ratio.
     """
-    if kwargs:
-        raise TypeError('se-resnet got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
     if version not in VERSIONS:
         raise ValueError('se-resnet version %r is not supported; choose one of: %s'
                          % (version, ', '.join(map(str, VERSIONS))))

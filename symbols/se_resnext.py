@@ -212,7 +212,7 @@ def network_plan(num_layers, image_shape, imagenet_units=None):
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=32, drop_out=0.0,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, **kwargs):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
     """Build SE-ResNeXt ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -235,8 +235,6 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=
     reduction : int
         SE reduction ratio.
     """
-    if kwargs:
-        raise TypeError('se-resnext got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
     image_shape = parse_image_shape(image_shape)
     units, outputs, stem_width, bottle_neck, small = network_plan(num_layers, image_shape)
     if bottle_neck:

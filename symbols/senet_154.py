@@ -50,7 +50,7 @@ MIN_IMAGE_SIZE = 32
 
 
 def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9, workspace=512,
-               reduction=SE_REDUCTION, **kwargs):
+               reduction=SE_REDUCTION):
     """Build SENet-154 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -68,8 +68,6 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
-    if kwargs:
-        raise TypeError('senet-154 got unexpected arguments: %s' % ', '.join(sorted(kwargs)))
     image_shape = parse_image_shape(image_shape)
     if min(image_shape[1:]) < MIN_IMAGE_SIZE:
         raise ValueError('senet-154 needs inputs of at least %dx%d, got %dx%d'
