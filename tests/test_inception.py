@@ -12,7 +12,7 @@ import data
 import fit
 import symbols
 import train_se_inception
-from symbols import inception_common
+from symbols import common, inception_common
 
 INCEPTIONS = ('se-inception-v4', 'se-inception-resnet-v2')
 
@@ -102,8 +102,16 @@ def test_se_widths_are_c_over_16():
             ('inception_a1', 'inception_b1', 'inception_c1')] == [(24, 384), (64, 1024), (96, 1536)]
 
 
+def textbook_graph(network):
+    """Nodes of ``network`` built with the textbook SE formulation (``broadcast_mul(x, gate)``),
+    whose first input is the SE input; the default formulation only differs in how it computes
+    the same product (tests/test_se_equivalence.py)."""
+    with common.se_implementation('broadcast'):
+        return graph(symbols.get_symbol(network, 1000))
+
+
 def test_v4_se_on_every_inception_module_only():
-    nodes, _ = graph(symbols.get_symbol('se-inception-v4', 1000))
+    nodes, _ = textbook_graph('se-inception-v4')
     scaled = [nodes[nodes[i]['inputs'][0][0]] for i in se_scales(nodes)]
     assert len(scaled) == 14
     assert all(node['op'] == 'Concat' for node in scaled)
@@ -115,7 +123,7 @@ def test_v4_se_on_every_inception_module_only():
 
 
 def test_resnet_v2_se_scales_the_residual_branch_before_the_add():
-    nodes, consumers = graph(symbols.get_symbol('se-inception-resnet-v2', 1000))
+    nodes, consumers = textbook_graph('se-inception-resnet-v2')
     found = se_scales(nodes)
     assert len(found) == 40
     residual_scales = collections.Counter()
