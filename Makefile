@@ -42,5 +42,18 @@ lint: venv
 test: setup lint
 	$(PY) -m pytest -q tests
 
+# Speed against GluonCV and against the textbook SE graph (benchmarks/bench.py), a few minutes.
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?= --threads 2 --output log/bench.json
+
+.PHONY: bench
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP)
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf model log .pytest_cache

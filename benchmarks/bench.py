@@ -1,0 +1,299 @@
+"""Training and inference speed of this project's SE-ResNeXt graphs against peers, in one run.
+
+Measured on the CPU with a fixed number of OpenMP threads (default 2), each a median over timed
+batches after warm-up batches:
+
+* SE-ResNeXt-50 32x4d, 224x224, batch 16: this project's graph (``Module``; training with NAG
+  updates, inference bound ``for_training=False`` so that oneDNN fuses it) against GluonCV's
+  ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG).
+* The ``make train`` network (SE-ResNeXt-29, 8 groups, 32x32, batch 128): this project's graph
+  against the same network built with the textbook SE formulation
+  (``symbols.common.se_implementation('broadcast')``).
+
+Each row gives img/s, the ratio to its peer, the achieved GFLOP/s (convolution and fully-connected
+multiply-adds of the network x 2, and x 3 for a training step: forward, backward to the data and
+to the weights) and that as a fraction of a dense 3x3 convolution's speed measured in the same run
+(forward for inference rows, forward + backward for training rows).
+
+Usage::
+
+    python -m benchmarks.bench [--threads 2] [--output log/bench.json] [--quick] [--no-gluoncv]
+
+``make bench`` installs the benchmark-only packages (requirements-bench.txt) and runs this.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+LOG = logging.getLogger('bench')
+
+IMAGENET = dict(num_layers=50, num_group=32, image_shape=(3, 224, 224), batch=16, classes=1000)
+SMALL = dict(num_layers=29, num_group=8, image_shape=(3, 32, 32), batch=128, classes=10)
+"""The two configurations: SE-ResNeXt-50 32x4d at 224, and the ``make train`` network."""
+
+PEAK_CONV = dict(batch=16, channels=128, size=28)
+"""Dense 3x3 convolution (same padding) whose speed is the reference 'peak' of the machine."""
+
+FULL_RUN = dict(warmup=2, train_batches=5, infer_batches=10)
+QUICK_RUN = dict(warmup=1, train_batches=2, infer_batches=2)
+
+
+def conv_fc_flops(sym, data_shape):
+    """Multiply-adds x 2 of every Convolution and FullyConnected of ``sym`` for one forward pass."""
+    internals = sym.get_internals()
+    _, out_shapes, _ = internals.infer_shape(data=data_shape)
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    nodes = json.loads(sym.tojson())['nodes']
+    flops = 0
+    for node in nodes:
+        op, attrs = node['op'], node.get('attrs', {})
+        if op not in ('Convolution', 'FullyConnected'):
+            continue
+        out_shape = shapes[node['name'] + '_output']
+        source_id, output_index = node['inputs'][0][:2]
+        source = nodes[source_id]
+        if source['op'] == 'null':
+            in_shape = shapes[source['name']]
+        else:
+            in_shape = shapes.get('%s_output' % source['name'],
+                                  shapes.get('%s_output%d' % (source['name'], output_index)))
+        if op == 'Convolution':
+            kernel = [int(k) for k in attrs['kernel'].strip('()').split(',') if k.strip()]
+            groups = int(attrs.get('num_group', 1))
+            flops += 2 * int(np.prod(out_shape)) * in_shape[1] // groups * int(np.prod(kernel))
+        else:
+            flops += 2 * int(np.prod(out_shape)) * int(np.prod(in_shape[1:]))
+    return flops
+
+
+def median_time(step, warmup, batches):
+    """Median seconds of ``step()`` over ``batches`` calls after ``warmup`` calls."""
+    import mxnet as mx
+    times = []
+    for index in range(warmup + batches):
+        mx.nd.waitall()
+        tic = time.perf_counter()
+        step()
+        mx.nd.waitall()
+        if index >= warmup:
+            times.append(time.perf_counter() - tic)
+    return float(np.median(times))
+
+
+def measure_peak(run):
+    """GFLOP/s of a dense 3x3 convolution: forward (inference) and forward + backward."""
+    import mxnet as mx
+    spec = PEAK_CONV
+    shape = (spec['batch'], spec['channels'], spec['size'], spec['size'])
+    data = mx.sym.Variable('data')
+    conv = mx.sym.Convolution(data=data, num_filter=spec['channels'], kernel=(3, 3), pad=(1, 1),
+                              no_bias=True, name='peak_conv')
+    flops = conv_fc_flops(conv, shape)
+    rng = np.random.RandomState(0)
+    infer = conv.simple_bind(mx.cpu(), grad_req='null', data=shape)
+    train = conv.simple_bind(mx.cpu(), grad_req='write', data=shape)
+    for exe in (infer, train):
+        for array in exe.arg_dict.values():
+            array[:] = rng.normal(0, 1, array.shape)
+    out_grad = mx.nd.array(rng.normal(0, 1, train.outputs[0].shape))
+
+    def train_step():
+        train.forward(is_train=True)
+        train.backward([out_grad])
+
+    batches = max(run['infer_batches'], 5)
+    forward = median_time(lambda: infer.forward(is_train=False), run['warmup'], batches)
+    both = median_time(train_step, run['warmup'], batches)
+    return {'forward_gflops': flops / forward / 1e9, 'train_gflops': 3 * flops / both / 1e9,
+            'shape': list(shape)}
+
+
+def build_symbol(config, se_impl):
+    import symbols
+    from symbols import common
+    with common.se_implementation(se_impl):
+        return symbols.get_symbol('se-resnext', config['classes'],
+                                  num_layers=config['num_layers'],
+                                  image_shape=config['image_shape'],
+                                  num_group=config['num_group'])
+
+
+def synthetic_batch(config, seed=0):
+    import mxnet as mx
+    rng = np.random.RandomState(seed)
+    shape = (config['batch'],) + tuple(config['image_shape'])
+    return (mx.nd.array(rng.uniform(0, 255, shape)),
+            mx.nd.array(rng.randint(0, config['classes'], config['batch'])))
+
+
+def time_module(sym, config, run):
+    """(training s/batch, inference s/batch) of ``sym`` through ``Module``."""
+    import mxnet as mx
+    data, label = synthetic_batch(config)
+    batch = mx.io.DataBatch(data=[data], label=[label])
+    data_shapes = [('data', data.shape)]
+    label_shapes = [('softmax_label', label.shape)]
+    mx.random.seed(0)
+    train = mx.mod.Module(sym, context=mx.cpu())
+    train.bind(data_shapes=data_shapes, label_shapes=label_shapes)
+    train.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
+    train.init_optimizer(optimizer='nag', optimizer_params=dict(
+        learning_rate=0.01, momentum=0.9, wd=1e-4, rescale_grad=1.0 / config['batch']))
+
+    def train_step():
+        train.forward_backward(batch)
+        train.update()
+
+    train_time = median_time(train_step, run['warmup'], run['train_batches'])
+    arg_params, aux_params = train.get_params()
+    infer = mx.mod.Module(sym, context=mx.cpu())
+    infer.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=False)
+    infer.set_params(arg_params, aux_params)
+    infer_time = median_time(lambda: infer.forward(batch, is_train=False), run['warmup'],
+                             run['infer_batches'])
+    return train_time, infer_time
+
+
+def time_gluoncv(config, run):
+    """(training s/batch, inference s/batch, forward FLOPs) of GluonCV's se_resnext50_32x4d."""
+    import mxnet as mx
+    from gluoncv.model_zoo import get_model
+    data, label = synthetic_batch(config)
+    mx.random.seed(0)
+    net = get_model('se_resnext50_32x4d', pretrained=False, classes=config['classes'])
+    net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
+    flops = conv_fc_flops(net(mx.sym.Variable('data')), data.shape)
+    net.hybridize(static_alloc=True, static_shape=True)
+    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    trainer = mx.gluon.Trainer(net.collect_params(), 'nag',
+                               dict(learning_rate=0.01, momentum=0.9, wd=1e-4))
+
+    def train_step():
+        with mx.autograd.record():
+            loss = loss_fn(net(data), label)
+        loss.backward()
+        trainer.step(config['batch'])
+
+    train_time = median_time(train_step, run['warmup'], run['train_batches'])
+    infer_time = median_time(lambda: net(data), run['warmup'], run['infer_batches'])
+    return train_time, infer_time, flops
+
+
+def row(name, config, seconds, flops, peak, peer=None):
+    """One result: img/s, GFLOP/s and its fraction of ``peak``, ratio to ``peer`` (seconds)."""
+    result = {'network': name, 'batch': config['batch'],
+              'input': 'x'.join(map(str, config['image_shape'][1:])),
+              'img_per_sec': config['batch'] / seconds, 'seconds_per_batch': seconds,
+              'gflops': flops / seconds / 1e9, 'fraction_of_peak': flops / seconds / 1e9 / peak}
+    if peer is not None:
+        result['speedup_vs_peer'] = peer / seconds
+    return result
+
+
+def run_benchmarks(args):
+    import mxnet as mx
+    run = QUICK_RUN if args.quick else FULL_RUN
+    imagenet = dict(IMAGENET, batch=2) if args.quick else IMAGENET
+    small = dict(SMALL, batch=16) if args.quick else SMALL
+    results = {'threads': args.threads, 'mxnet': mx.__version__, 'python': platform.python_version(),
+               'machine': platform.machine(), 'quick': args.quick, 'run': run}
+    LOG.info('peak: dense 3x3 convolution %s', PEAK_CONV)
+    peak = measure_peak(run)
+    results['peak'] = peak
+    rows = {'train': [], 'infer': []}
+
+    def add(kind, name, config, seconds, flops, peer=None):
+        reference = peak['train_gflops'] if kind == 'train' else peak['forward_gflops']
+        rows[kind].append(row(name, config, seconds, (3 if kind == 'train' else 1) * flops,
+                              reference, peer))
+
+    # SE-ResNeXt-50 32x4d, 224x224: this project vs GluonCV.
+    shape = (imagenet['batch'],) + imagenet['image_shape']
+    ours = build_symbol(imagenet, 'fast')
+    flops_50 = conv_fc_flops(build_symbol(imagenet, 'broadcast'), shape)
+    gluon = None
+    if args.gluoncv:
+        LOG.info('GluonCV se_resnext50_32x4d, batch %d', imagenet['batch'])
+        gluon = time_gluoncv(imagenet, run)
+    LOG.info('this project SE-ResNeXt-50 32x4d, batch %d', imagenet['batch'])
+    ours_times = time_module(ours, imagenet, run)
+    for index, kind in enumerate(('train', 'infer')):
+        if gluon is not None:
+            add(kind, 'GluonCV se_resnext50_32x4d (hybridized)', imagenet, gluon[index], gluon[2])
+        add(kind, 'SE-ResNeXt-50 32x4d (this project)', imagenet, ours_times[index], flops_50,
+            gluon[index] if gluon is not None else None)
+
+    # The make-train network: fast SE formulation vs the textbook one.
+    shape = (small['batch'],) + small['image_shape']
+    flops_29 = conv_fc_flops(build_symbol(small, 'broadcast'), shape)
+    LOG.info('make-train network, textbook SE, batch %d', small['batch'])
+    plain = time_module(build_symbol(small, 'broadcast'), small, run)
+    LOG.info('make-train network, this project, batch %d', small['batch'])
+    fast = time_module(build_symbol(small, 'fast'), small, run)
+    for index, kind in enumerate(('train', 'infer')):
+        add(kind, 'SE-ResNeXt-29 8 groups (textbook SE)', small, plain[index], flops_29)
+        add(kind, 'SE-ResNeXt-29 8 groups (this project)', small, fast[index], flops_29,
+            plain[index])
+    results['train'] = rows['train']
+    results['infer'] = rows['infer']
+    return results
+
+
+def format_table(results):
+    lines = ['threads %d, MXNet %s; peak dense 3x3 conv %s: forward %.0f GFLOP/s, forward + '
+             'backward %.0f GFLOP/s' % (results['threads'], results['mxnet'],
+                                        'x'.join(map(str, results['peak']['shape'])),
+                                        results['peak']['forward_gflops'],
+                                        results['peak']['train_gflops'])]
+    header = '%-42s %5s %7s %9s %8s %8s %7s' % ('network', 'batch', 'input', 'img/s', 'vs peer',
+                                                 'GFLOP/s', 'of peak')
+    for kind, title in (('train', 'training (forward + backward + update)'),
+                        ('infer', 'inference')):
+        lines += ['', title, header, '-' * len(header)]
+        for item in results[kind]:
+            ratio = item.get('speedup_vs_peer')
+            lines.append('%-42s %5d %7s %9.2f %8s %8.1f %6.1f%%' % (
+                item['network'], item['batch'], item['input'], item['img_per_sec'],
+                '%.2fx' % ratio if ratio else '', item['gflops'], 100 * item['fraction_of_peak']))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--threads', type=int, default=2, help='OpenMP threads (OMP_NUM_THREADS)')
+    parser.add_argument('--output', default=os.path.join('log', 'bench.json'),
+                        help='JSON file for the results (its directory is created)')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny batches and few repetitions: checks that the script works')
+    parser.add_argument('--no-gluoncv', dest='gluoncv', action='store_false',
+                        help='skip the GluonCV peer (needs requirements-bench.txt)')
+    args = parser.parse_args(argv)
+    # MXNet reads the thread count when it is imported.
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    if args.gluoncv:
+        try:
+            import gluoncv  # noqa: F401
+        except ImportError:
+            parser.error('gluoncv is not installed: pip install -r requirements-bench.txt '
+                         '(make bench does), or pass --no-gluoncv')
+    tic = time.perf_counter()
+    results = run_benchmarks(args)
+    results['seconds'] = time.perf_counter() - tic
+    print(format_table(results))
+    directory = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(directory, exist_ok=True)
+    with open(args.output, 'w') as stream:
+        json.dump(results, stream, indent=1)
+    LOG.info('wrote %s (%.0f s)', args.output, results['seconds'])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
