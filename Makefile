@@ -7,9 +7,9 @@ FMNIST_SYSTEM := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FMNIST_LOCAL := .cache/dataset-fashion-mnist/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 # The main job: SE-ResNeXt-14 (32x32, three stages of two basic SE units, 16/32/64 channels) on
-# Fashion-MNIST. Bottleneck (grouped) depths train 3-10x slower on this CPU; see README "make train".
+# Fashion-MNIST, 3 epochs. Bottleneck (grouped) depths train 3-10x slower on this CPU; see README "make train".
 TRAIN_ARGS ?= --data-type fashion-mnist --depth 14 --batch-size 128 --lr 0.1 --warmup-epochs 0.1 \
-	--num-epochs 4 --lr-step-epochs 2,3 --aug-level 1 --frequent 100
+	--num-epochs 3 --lr-step-epochs 1.5,2.5 --aug-level 1 --frequent 100
 
 .PHONY: setup venv dataset train test lint clean
 

@@ -23,9 +23,9 @@ import data
 import inference
 from tests.conftest import ROOT, SLICE_TRAIN, run_script
 
-README_PREFIX = 'model/se-resnext-fashion-mnist-29'
-README_EPOCH = 12
-MODEL_DIR = 'pretrained/se-resnext-fashion-mnist-29'
+README_PREFIX = 'model/se-resnext-fashion-mnist-14'
+README_EPOCH = 3
+MODEL_DIR = 'pretrained/se-resnext-fashion-mnist-14'
 SCRIPTS = ('make_model_card.py', 'predict.py', 'score.py', 'export_onnx.py', 'fine-tune.py')
 FINE_TUNE_CLASSES = (1, 8)
 """Trouser and Bag: the two-class subset that fine-tune.py learns from (labels 0 and 1)."""
@@ -170,7 +170,7 @@ def test_score_readme_command(model_dir, workdir):
 def test_export_readme_command_matches_mxnet(model_dir, workdir):
     result = run_readme('export_onnx.py', workdir)
     assert result.returncode == 0, result.stderr
-    path = workdir / MODEL_DIR / ('se-resnext-fashion-mnist-29-%04d.onnx' % README_EPOCH)
+    path = workdir / MODEL_DIR / ('se-resnext-fashion-mnist-14-%04d.onnx' % README_EPOCH)
     images, _ = data.load_fashion_mnist('val')
     batch = data.to_rgb32(images[:16]).transpose(0, 3, 1, 2).astype(np.float32)
     options = onnxruntime.SessionOptions()
@@ -208,16 +208,16 @@ def test_fine_tune_readme_command_learns_two_classes(workdir):
     ('score.py', ['--prefix', README_PREFIX, '--epoch', '3', '--data-val',
                   'data/fashion-mnist/val.rec', '--image-shape', '3,32,32'],
      ['-0003.params', 'saved epochs under this prefix: %d' % README_EPOCH]),
-    ('score.py', ['--prefix', README_PREFIX, '--epoch', '12', '--data-val',
+    ('score.py', ['--prefix', README_PREFIX, '--epoch', '3', '--data-val',
                   'data/fashion-mnist/val.rec'], ['--image-shape C,H,W is required']),
     ('export_onnx.py', ['--model', MODEL_DIR, '--epoch', '99'], ['-0099.params']),
     ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '5',
                       '--data-train', 'data/fashion-mnist/val.rec', '--num-classes', '2',
                       '--image-shape', '3,32,32'], ['-0005.params', 'saved epochs']),
-    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '12',
+    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '3',
                       '--data-train', 'data/missing.rec', '--num-classes', '2',
                       '--image-shape', '3,32,32'], ['data/missing.rec does not exist']),
-    ('make_model_card.py', ['--prefix', README_PREFIX, '--epoch', '12', '--log', 'log/none.log',
+    ('make_model_card.py', ['--prefix', README_PREFIX, '--epoch', '3', '--log', 'log/none.log',
                             '--command', 'x', '--output', 'pretrained/x'],
      ['log file log/none.log does not exist']),
 ])
