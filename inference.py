@@ -54,6 +54,12 @@ def load_checkpoint(prefix, epoch):
             params_path, 'saved epochs under this prefix: %s' % ', '.join(map(str, epochs))
             if epochs else 'no epochs are saved under %s' % prefix))
     try:
+        with open(sym_path) as stream:
+            json.load(stream)
+    except ValueError as err:
+        raise InferenceError('%s is not a symbol JSON file (%s); use the -symbol.json that the '
+                             'trainer wrote beside the params' % (sym_path, err)) from None
+    try:
         return mx.model.load_checkpoint(prefix, epoch)
     except (mx.base.MXNetError, ValueError) as err:
         raise InferenceError('cannot load the checkpoint %s / %s: %s' % (
@@ -62,7 +68,8 @@ def load_checkpoint(prefix, epoch):
 
 def first_line(err):
     """The first non-empty line of an exception's message (MXNet's carry C++ stack traces)."""
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    lines = [line for line in str(err).strip().splitlines()
+             if line.strip() and not line.startswith(('Traceback', '  File ', '[bt]'))]
     return lines[0] if lines else type(err).__name__
 
 

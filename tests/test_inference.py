@@ -256,3 +256,15 @@ def test_fine_tune_replaces_only_fc1(trained_slice_model):
     for name, value in prepared['arg_params'].items():
         assert (value.asnumpy() == arg_params[name].asnumpy()).all(), name
     assert sorted(prepared['aux_params']) == sorted(aux_params)
+
+
+def test_symbol_file_that_is_not_json(trained_slice_model, tmp_path):
+    prefix = tmp_path / 'broken'
+    shutil.copy(trained_slice_model / 'model' / 'net-0003.params', str(prefix) + '-0003.params')
+    (tmp_path / 'broken-symbol.json').write_text('{not json')
+    image = tmp_path / 'x.png'
+    image.write_bytes((trained_slice_model / 'log' / 'net.png').read_bytes())
+    result = run_script('predict.py', ['--prefix', str(prefix), '--epoch', '3', '--image-shape',
+                                       '3,32,32', str(image)])
+    assert result.returncode == 2
+    one_line_error(result, 'broken-symbol.json is not a symbol JSON file')
