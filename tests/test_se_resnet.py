@@ -35,9 +35,17 @@ def test_version_1_is_the_se_resnext_unit_with_one_group_and_quarter_width(depth
         assert resnet == resnext  # basic units have no groups: the two families agree
 
 
+def se_source(nodes, unit):
+    """The node whose channels ``unit``'s SE block squeezes (through the fast form's reshape)."""
+    (source,) = nodes[unit + '_squeeze'][1]
+    if source == unit + '_se_input':
+        (source,) = nodes[source][1]
+    return source
+
+
 def test_version_1_is_post_activation():
     nodes = graph(num_layers=50)
-    assert nodes['stage1_unit1_squeeze'][1] == ['stage1_unit1_bn3']
+    assert se_source(nodes, 'stage1_unit1') == 'stage1_unit1_bn3'
     assert nodes['stage1_unit1_relu'][1] == ['stage1_unit1_plus']
     assert nodes['stage1_unit1_sc_bn'][1][0] == 'stage1_unit1_sc'
     assert nodes['pool1'][1] == ['stage4_unit3_relu']
@@ -47,7 +55,7 @@ def test_version_2_is_pre_activation():
     nodes = graph(num_layers=50, version=2)
     assert nodes['stage1_unit1_bn1'][1][0] == 'pool0'
     assert nodes['stage1_unit1_conv1'][1][0] == 'stage1_unit1_relu1'
-    assert nodes['stage1_unit1_squeeze'][1] == ['stage1_unit1_conv3']
+    assert se_source(nodes, 'stage1_unit1') == 'stage1_unit1_conv3'
     assert nodes['stage1_unit1_sc'][1][0] == 'stage1_unit1_relu1'
     assert nodes['stage1_unit2_bn1'][1][0] == 'stage1_unit1_plus'  # no ReLU after the add
     assert 'stage1_unit1_relu' not in nodes and 'stage1_unit1_sc_bn' not in nodes
