@@ -19,6 +19,7 @@ from symbols.common import (
     conv,
     conv_bn,
     data_input,
+    grouped_conv,
     parse_image_shape,
     se_block,
 )
@@ -105,18 +106,20 @@ def residual_unit(data, num_filter, stride, dim_match, name, bottle_neck=True, n
     for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
         conv_name, bn_name, act_name = ('%s_%s%d' % (name, kind, index)
                                         for kind in ('conv', 'bn', 'relu'))
+        in_channels = convs[index - 2][0] if index > 1 else None
         if preact:
             body = batchnorm(body, bn_name, bn_mom=bn_mom)
             body = mx.sym.Activation(data=body, act_type='relu', name=act_name)
             if index == 1:
                 preactivated = body
-            body = conv(body, filters, kernel, conv_name, stride=conv_stride, num_group=groups,
-                        workspace=workspace)
+            body = grouped_conv(body, filters, in_channels, kernel, conv_name, stride=conv_stride,
+                                num_group=groups, workspace=workspace)
         else:
-            last = index == len(convs)
-            body = conv_bn(body, filters, kernel, conv_name, bn_name, stride=conv_stride,
-                           num_group=groups, bn_mom=bn_mom, workspace=workspace,
-                           act_name=None if last else act_name)
+            body = grouped_conv(body, filters, in_channels, kernel, conv_name, stride=conv_stride,
+                                num_group=groups, workspace=workspace)
+            body = batchnorm(body, bn_name, bn_mom=bn_mom)
+            if index < len(convs):
+                body = mx.sym.Activation(data=body, act_type='relu', name=act_name)
     body = se_block(body, num_filter, name, reduction=reduction)
     if dim_match:
         shortcut = data
