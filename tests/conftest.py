@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import data
@@ -49,3 +50,16 @@ def trained_slice_model(fmnist_slice, tmp_path_factory):
     args = slice_args(fmnist_slice, directory, epochs=3) + ['--lr', '0.05', '--aug-level', '1']
     assert train_se_resnext_w_d.main(args) == 0
     return directory
+
+
+def assert_every_parameter_has_a_gradient(exe):
+    """Each parameter of a bound executor got a finite gradient of its own shape, non-zero except
+    ``bn_data_gamma`` (fix_gamma=True: gamma stays 1, its gradient is zero)."""
+    for name, grad in exe.grad_dict.items():
+        if name in ('data', 'softmax_label'):
+            continue
+        assert grad.shape == exe.arg_dict[name].shape, name
+        values = grad.asnumpy()
+        assert np.isfinite(values).all(), name
+        if name != 'bn_data_gamma':
+            assert np.abs(values).max() > 0, name
