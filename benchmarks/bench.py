@@ -6,9 +6,10 @@ batches after warm-up batches:
 * SE-ResNeXt-50 32x4d, 224x224, batch 16: this project's graph (``Module``; training with NAG
   updates, inference bound ``for_training=False`` so that oneDNN fuses it) against GluonCV's
   ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG).
-* The ``make train`` network (SE-ResNeXt-29, 8 groups, 32x32, batch 128): this project's graph
-  against the same network built with the textbook SE formulation
-  (``symbols.common.se_implementation('broadcast')``).
+* SE-ResNeXt-29 with 8 groups (32x32, batch 128; the original ``make train`` network): this
+  project's graph against the same network built the textbook way
+  (``symbols.common.se_implementation('broadcast')`` and
+  ``grouped_conv_implementation('grouped')``).
 
 The default ('fast') SE formulation is the faster one to train; the textbook one, with the same
 parameters, is the faster one for inference (its forward pass is shorter), so inference is also
@@ -119,9 +120,12 @@ def measure_peak(run):
 
 
 def build_symbol(config, se_impl):
+    """SE-ResNeXt of ``config``: the project's graph ('fast') or the textbook one ('broadcast': SE
+    as broadcast_mul, grouped convolutions as MXNet's grouped Convolution)."""
     import symbols
     from symbols import common
-    with common.se_implementation(se_impl):
+    conv_impl = 'auto' if se_impl == 'fast' else 'grouped'
+    with common.se_implementation(se_impl), common.grouped_conv_implementation(conv_impl):
         return symbols.get_symbol('se-resnext', config['classes'],
                                   num_layers=config['num_layers'],
                                   image_shape=config['image_shape'],
