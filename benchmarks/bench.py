@@ -254,7 +254,7 @@ def run_benchmarks(args):
     LOG.info('make-train network, this project, batch %d', small['batch'])
     fast = time_module(build_symbol(small, 'fast'), small, run)
     for index, kind in enumerate(('train', 'infer')):
-        add(kind, 'SE-ResNeXt-29 8 groups (textbook SE)', small, plain[index], flops_29)
+        add(kind, 'SE-ResNeXt-29 8 groups (textbook graph)', small, plain[index], flops_29)
         add(kind, 'SE-ResNeXt-29 8 groups (this project)', small, fast[index], flops_29,
             plain[index])
     results['train'] = rows['train']
