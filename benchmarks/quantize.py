@@ -120,12 +120,23 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     import mxnet as mx
 
-    sym, arg_params, aux_params = mx.model.load_checkpoint(args.prefix, args.epoch)
-    num_classes = arg_params['fc1_bias'].shape[0]
-    sym = classifier(sym)
-    graph = 'checkpoint graph'
     test_images, test_labels = fashion_mnist('val')
-    if args.network:
+    if os.path.isfile('%s-symbol.json' % args.prefix):
+        sym, arg_params, aux_params = mx.model.load_checkpoint(args.prefix, args.epoch)
+        sym = classifier(sym)
+    elif args.network:
+        saved = mx.nd.load('%s-%04d.params' % (args.prefix, args.epoch))
+        arg_params = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+        aux_params = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+        sym = None
+    else:
+        parser.error('%s-symbol.json does not exist: give --network and its builder flags'
+                     % args.prefix)
+    num_classes = arg_params['fc1_bias'].shape[0]
+    graph = 'checkpoint graph'
+    if args.network and sym is None:
+        sym, graph = rebuild(args, num_classes), 'rebuilt, textbook SE'
+    elif args.network:
         rebuilt = rebuild(args, num_classes)
         probe = test_images[:args.batch_size]
         outputs = []
