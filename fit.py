@@ -21,7 +21,12 @@ import data
 import symbols
 import training_log
 from lr_schedule import EpochStepScheduler
-from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape
+from symbols.common import (
+    SMALL_IMAGE_MAX_SIDE,
+    grouped_conv_implementation,
+    parse_image_shape,
+    se_implementation,
+)
 
 LOG = logging.getLogger('senet')
 
@@ -514,7 +519,14 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
         raise UsageError('unknown --optimizer %r; choose one of: %s' % (
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     try:
-        symbol = build_symbol(args) if symbol is None else symbol
+        if symbol is None:
+            symbol = build_symbol(args)
+            # Checkpoints get the textbook graph: the same parameters, faster for inference, and
+            # the one INT8 quantization accepts (symbols.common: the fast forms are for training).
+            with se_implementation('broadcast'), grouped_conv_implementation('grouped'):
+                saved_symbol = build_symbol(args)
+        else:
+            saved_symbol = symbol
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -593,7 +605,7 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
 
     def save(epoch, batch=None):
         if rank == 0:
-            path = checkpoint.save(mod, symbol, args.model_prefix, epoch,
+            path = checkpoint.save(mod, saved_symbol, args.model_prefix, epoch,
                                    save_states='dist' not in args.kv_store, batch=batch)
             LOG.info('Saved checkpoint to "%s"', path)
             if batch is None:

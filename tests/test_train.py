@@ -1,4 +1,5 @@
 """End-to-end training on real Fashion-MNIST slices: learning, checkpoints, resume, benchmark."""
+import json
 import re
 
 import mxnet as mx
@@ -31,8 +32,12 @@ def test_short_run_learns_and_checkpoints(trained_slice_model):
     for name in ('net-symbol.json', 'net-0001.params', 'net-0003.params', 'net-0003.states'):
         assert (tmp_path / 'model' / name).is_file(), name
     assert 'Epoch[2] Time cost=' in log and 'Final validation accuracy' in log
-    _, arg_params, aux_params = mx.model.load_checkpoint(str(tmp_path / 'model' / 'net'), 3)
+    saved, arg_params, aux_params = mx.model.load_checkpoint(str(tmp_path / 'model' / 'net'), 3)
     assert 'fc1_weight' in arg_params and 'bn0_moving_mean' in aux_params
+    # Checkpoints hold the textbook graph (faster inference, quantizable), not the training form.
+    ops = {node['name']: node['op'] for node in json.loads(saved.tojson())['nodes']}
+    assert ops['stage1_unit1_se_scale'] == 'broadcast_mul'
+    assert ops['stage1_unit1_squeeze'] == 'Pooling'
 
 
 def lr_by_batch(log):
