@@ -20,7 +20,7 @@ import checkpoint
 import data
 import symbols
 import training_log
-from lr_schedule import EpochStepScheduler
+from lr_schedule import CosineScheduler, EpochStepScheduler
 from symbols.common import (
     SMALL_IMAGE_MAX_SIDE,
     grouped_conv_implementation,
@@ -31,6 +31,7 @@ from symbols.common import (
 LOG = logging.getLogger('senet')
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
+LR_MODES = ('step', 'cosine')
 
 SCHEDULES = {
     'imagenet': dict(num_epochs=100, lr_step_epochs='30,60,90'),
@@ -93,7 +94,11 @@ def add_fit_args(parser):
     opt.add_argument('--num-epochs', type=int, help='epochs to train; default per data type')
     opt.add_argument('--lr-step-epochs', help='comma-separated epochs at which the learning rate '
                                               'is multiplied by --lr-factor; default per data type')
-    opt.add_argument('--lr-factor', type=float, default=0.1, help='learning-rate decay factor')
+    opt.add_argument('--lr-factor', type=float, default=0.1,
+                     help='learning-rate decay factor of --lr-mode step')
+    opt.add_argument('--lr-mode', default='step', choices=LR_MODES,
+                     help='step: multiply by --lr-factor at --lr-step-epochs; cosine: a half '
+                          'cosine from --lr to 0 over --num-epochs (after any warm-up)')
     opt.add_argument('--warmup-epochs', type=float, default=0.0,
                      help='epochs of linear learning-rate warm-up from 0')
     opt.add_argument('--seed', type=int, default=0,
@@ -104,7 +109,9 @@ def add_fit_args(parser):
                      help="GPU ids like '0,1,2,3'; empty trains on the CPU")
     run.add_argument('--cpus', type=int, default=1,
                      help='without --gpus: split each batch over this many CPU contexts, as '
-                          '--gpus does over GPUs (tests the multi-device path; no speed-up)')
+                          '--gpus does over GPUs; each context runs its operators on its own '
+                          'engine thread with cores/N OpenMP threads (a speed-up for small '
+                          'networks: set it to the number of cores)')
     run.add_argument('--kv-store', default='device', choices=KV_STORES,
                      help='key-value store for gradient aggregation; dist_* need launch.py')
     run.add_argument('--model-prefix', help='checkpoint prefix; default model/<net>-<data>-<depth>')
@@ -174,6 +181,14 @@ def parse_gpus(text):
     if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
         raise UsageError('--gpus %r must list distinct non-negative GPU ids' % text)
     return ids
+
+
+def make_scheduler(args, epoch_updates):
+    """The learning-rate schedule of ``--lr-mode``, counting ``epoch_updates`` updates per epoch."""
+    if args.lr_mode == 'cosine':
+        return CosineScheduler(args.lr, epoch_updates, args.num_epochs, args.warmup_epochs)
+    return EpochStepScheduler(args.lr, epoch_updates, args.lr_steps, args.lr_factor,
+                              args.warmup_epochs)
 
 
 def make_contexts(gpus, cpus=1):
@@ -508,6 +523,14 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
     contexts = make_contexts(args.gpus, args.cpus)
+    if args.cpus > 1 and 'OMP_NUM_THREADS' in os.environ:
+        LOG.info('%d CPU contexts, each with OMP_NUM_THREADS=%s', args.cpus,
+                 os.environ['OMP_NUM_THREADS'])
+    elif args.cpus > 1:
+        LOG.warning('--cpus %d without OMP_NUM_THREADS: every context uses all cores\' OpenMP '
+                    'threads, which is slower; start through a train_*.py script, or set '
+                    'OMP_NUM_THREADS=%d before MXNet loads', args.cpus,
+                    max(1, (os.cpu_count() or 1) // args.cpus))
     if args.batch_size < len(contexts):
         raise UsageError('--batch-size %d is smaller than the %d devices of --gpus %s; use at '
                          'least one example per device' % (args.batch_size, len(contexts),
@@ -567,9 +590,8 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     updates_per_batch = num_workers if kv.type == 'dist_async' else 1
     update_batch = args.batch_size * (num_workers if 'dist' in kv.type and '_sync' in kv.type
                                       else 1)
-    scheduler = EpochStepScheduler(args.lr, epoch_size * updates_per_batch, args.lr_steps,
-                                   args.lr_factor, args.warmup_epochs)
-    for step in args.lr_steps:
+    scheduler = make_scheduler(args, epoch_size * updates_per_batch)
+    for step in args.lr_steps if args.lr_mode == 'step' else ():
         if step >= args.num_epochs:
             LOG.warning('learning-rate step at epoch %g is never reached in %d epochs', step,
                         args.num_epochs)

@@ -7,7 +7,11 @@ Examples::
 """
 import sys
 
-import fit
+import threads
+
+threads.configure(sys.argv[1:])
+
+import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 
 
 def main(argv=None):

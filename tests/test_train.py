@@ -1,14 +1,18 @@
 """End-to-end training on real Fashion-MNIST slices: learning, checkpoints, resume, benchmark."""
 import json
+import os
 import re
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
 import pytest
 
 import fit
+import threads
 import train_se_resnext_w_d
-from tests.conftest import slice_args
+from tests.conftest import ROOT, slice_args
 
 LR_LINE = re.compile(r'Epoch\[(\d+)\] Batch \[(\d+)-(\d+)\].*\tlr=([0-9.e-]+)')
 
@@ -99,6 +103,36 @@ def test_scheduler_steps_and_warmup():
     assert scheduler(1) == pytest.approx(0.01) and scheduler(10) == pytest.approx(0.1)
     assert scheduler(20) == pytest.approx(0.1) and scheduler(21) == pytest.approx(0.01)
     assert scheduler(31) == pytest.approx(0.001)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    scheduler = fit.CosineScheduler(0.2, epoch_size=10, num_epochs=5, warmup_epochs=1)
+    assert scheduler(5) == pytest.approx(0.1) and scheduler(10) == pytest.approx(0.2)
+    assert scheduler(30) == pytest.approx(0.1)  # half-way through the 40 updates after warm-up
+    assert scheduler(50) == pytest.approx(0.0) and scheduler(60) == pytest.approx(0.0)
+    rates = [scheduler(n) for n in range(10, 51)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_cpus_gives_each_context_its_share_of_openmp_threads():
+    assert threads.threads_per_context(['--cpus', '2'], cores=2) == 1
+    assert threads.threads_per_context(['--depth', '14', '--cpus=4'], cores=16) == 4
+    assert threads.threads_per_context(['--cpus', '3'], cores=2) == 1
+    assert threads.threads_per_context([], cores=2) is None
+    assert threads.threads_per_context(['--cpus', '2', '--gpus', '0'], cores=2) is None
+    assert threads.threads_per_context(['--cpus', 'two'], cores=2) is None
+
+
+def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    log = tmp_path / 'b.log'
+    args = ['--benchmark', '--data-type', 'fashion-mnist', '--depth', '8', '--batch-size', '16',
+            '--cpus', '2', '--model-prefix', str(tmp_path / 'm'), '--log-file', str(log)]
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'train_se_resnext_w_d.py')] + args,
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    expected = threads.threads_per_context(['--cpus', '2'])
+    assert '2 CPU contexts, each with OMP_NUM_THREADS=%d' % expected in log.read_text()
 
 
 def test_per_data_type_defaults_do_not_overwrite_given_values():
