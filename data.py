@@ -48,6 +48,7 @@ FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 
                          'Sneaker', 'Bag', 'Ankle boot')
 FASHION_MNIST_PAD = 2
 """28x28 images are padded by 2 zero pixels on each side to the 32x32 small-image input."""
+FASHION_MNIST_SIDE = 28 + 2 * FASHION_MNIST_PAD
 
 
 PROGRESS_MIN_IMAGES = 5000
@@ -288,17 +289,23 @@ def resolve_rec_files(data_type, data_dir, aug_level=2, data_train=None, data_va
     return train, val
 
 
-def augmentation(data_type, aug_level):
+def augmentation(data_type, aug_level, image_shape=None):
     """ImageRecordIter keyword arguments for training-time augmentation.
 
     ImageNet follows the original's levels: 1 random crop + mirror; 2 adds scale 0.533-1, aspect
     ratio 0.25 and HSV jitter 36/50/50; 3 adds rotation 10 and shear 0.1. Small-image sets use a
     padded random crop + mirror at every level >= 1. Level 0 turns augmentation off.
+
+    Fashion-MNIST's records are 32x32 (28x28 padded by 2): at the default 32x32 ``image_shape`` a
+    crop of the records padded by 2 more; at 28x28 a crop of the records themselves, the same
+    shifts of up to 2 pixels (and validation's center crop is the original image).
     """
     if aug_level <= 0:
         return {}
     if data_type == 'fashion-mnist':
-        return dict(pad=FASHION_MNIST_PAD, fill_value=0, rand_crop=True, rand_mirror=True)
+        side = FASHION_MNIST_SIDE if image_shape is None else min(image_shape[1:])
+        pad = max(0, FASHION_MNIST_PAD - (FASHION_MNIST_SIDE - side) // 2)
+        return dict(pad=pad, fill_value=0, rand_crop=True, rand_mirror=True)
     if data_type == 'cifar10':
         return dict(pad=4, fill_value=127, rand_crop=True, rand_mirror=True)
     aug = dict(rand_crop=True, rand_mirror=True)
@@ -327,6 +334,6 @@ def make_rec_iter(rec_path, image_shape, batch_size, train=False, data_type='cus
     if os.path.isfile(idx_path(rec_path)):
         kwargs['path_imgidx'] = idx_path(rec_path)
     if train:
-        kwargs.update(augmentation(data_type, aug_level))
+        kwargs.update(augmentation(data_type, aug_level, image_shape))
         kwargs['seed_aug'] = seed
     return mx.io.ImageRecordIter(**kwargs)

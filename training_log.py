@@ -2,13 +2,16 @@
 
 The trainers log MXNet's standard lines (``Epoch[n] Train-accuracy=…``, ``Epoch[n] Validation-accuracy=…``,
 ``Epoch[n] Time cost=…``) and ``Epoch[n] Throughput=… lr=…``. A resumed run appends to the same file:
-a later line for an epoch replaces an earlier one, so the table is the run as it finally went.
+a later line for an epoch replaces an earlier one, so the table is the run as it finally went. A fresh
+run (one whose logged arguments say ``'retrain': False``) starts the table again, so the epochs of an
+earlier, longer run into the same file do not linger.
 """
 import os
 import re
 
 EPOCH_LINE = re.compile(r'Epoch\[(\d+)\] (Train-accuracy|Validation-accuracy|Time cost|Throughput)'
                         r'=([0-9.eE+-]+)(?:.*\blr=([0-9.eE+-]+))?')
+FRESH_RUN_LINE = re.compile(r"arguments: \{.*'retrain': False")
 FIELDS = {'Train-accuracy': 'train', 'Validation-accuracy': 'val', 'Time cost': 'time',
           'Throughput': 'throughput'}
 
@@ -18,6 +21,9 @@ def parse(path):
     rows = {}
     with open(path, errors='replace') as stream:
         for line in stream:
+            if FRESH_RUN_LINE.search(line):
+                rows.clear()
+                continue
             match = EPOCH_LINE.search(line)
             if not match:
                 continue

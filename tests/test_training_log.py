@@ -43,6 +43,17 @@ def test_resumed_epoch_replaces_the_earlier_line(tmp_path):
                                                  lr=0.1)]
 
 
+def test_a_fresh_run_into_the_same_log_starts_the_table_again(tmp_path):
+    log = tmp_path / 'run.log'
+    fresh = "t arguments: {'lr': 0.1, 'retrain': False, 'frequent': 50}\n"
+    resumed = fresh.replace("'retrain': False", "'retrain': True")
+    log.write_text(fresh + ''.join('x Epoch[%d] Validation-accuracy=0.%d\n' % (e, e + 1)
+                                   for e in range(3))
+                   + fresh + 'x Epoch[0] Validation-accuracy=0.7\n'
+                   + resumed + 'x Epoch[1] Validation-accuracy=0.8\n')
+    assert training_log.parse(str(log)) == [dict(epoch=1, val=0.7), dict(epoch=2, val=0.8)]
+
+
 def test_every_run_writes_a_curve_and_plot_curve_overlays(trained_slice_model, tmp_path):
     own = trained_slice_model / 'log' / 'net.png'
     assert own.is_file()  # written by the trainer next to its log
