@@ -95,3 +95,22 @@ def test_seeded_shuffle_is_reproducible_and_epoch_dependent(fmnist_slice):
     assert (first != other).any()
     _, truth = data.load_fashion_mnist('train')
     np.testing.assert_array_equal(np.sort(first), np.sort(truth[:512]))
+
+
+def test_fashion_mnist_at_28x28_crops_the_padded_records(fmnist_slice):
+    """Validation's center crop is the original image; training crops shift it by at most 2."""
+    images, labels = data.load_fashion_mnist('val')
+    batch = next(iter(data.make_rec_iter(fmnist_slice['val'], (3, 28, 28), 64)))
+    pixels = batch.data[0].asnumpy()
+    assert pixels.shape == (64, 3, 28, 28)
+    assert (pixels == images[:64, None].astype(np.float32)).all()
+    assert (batch.label[0].asnumpy() == labels[:64]).all()
+    assert data.augmentation('fashion-mnist', 1, (3, 28, 28))['pad'] == 0
+    assert data.augmentation('fashion-mnist', 1, (3, 32, 32))['pad'] == 2
+    train = data.make_rec_iter(fmnist_slice['train'], (3, 28, 28), 64, train=True,
+                               data_type='fashion-mnist', aug_level=1, seed=3)
+    crops = next(iter(train)).data[0].asnumpy()[:, 0]
+    padded = np.pad(data.load_fashion_mnist('train')[0][:64], ((0, 0), (2, 2), (2, 2)))
+    for crop, image in zip(crops, padded):
+        windows = [image[y:y + 28, x:x + 28] for y in range(5) for x in range(5)]
+        assert any((crop == w).all() or (crop == w[:, ::-1]).all() for w in windows)
