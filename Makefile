@@ -8,10 +8,13 @@ FMNIST_LOCAL := .cache/dataset-fashion-mnist/usr/share/datasets/fashion-mnist/tr
 
 # The main job: SE-ResNeXt-14 (32x32, three stages of two basic SE units, 16/32/64 channels) on
 # Fashion-MNIST, 3 epochs. Bottleneck (grouped) depths train 3-10x slower on this CPU; see README "make train".
-TRAIN_ARGS ?= --data-type fashion-mnist --depth 14 --batch-size 128 --lr 0.1 --warmup-epochs 0.1 \
-	--num-epochs 3 --lr-step-epochs 1.5,2.5 --aug-level 1 --frequent 100
+TRAIN_ARGS ?= --data-type fashion-mnist --image-shape 3,28,28 --depth 14 --cpus 2 --batch-size 64 \
+	--lr 0.1 --lr-mode cosine --warmup-epochs 0.2 --num-epochs 5 --aug-level 0 --frequent 200
+# The longer recipe: a deeper network, augmentation, 15 epochs (about 70 minutes on 2 cores).
+FULL_ARGS ?= --data-type fashion-mnist --image-shape 3,28,28 --depth 26 --cpus 2 --batch-size 64 \
+	--lr 0.1 --lr-mode cosine --warmup-epochs 0.3 --num-epochs 15 --aug-level 1 --frequent 200
 
-.PHONY: setup venv dataset train test lint clean
+.PHONY: setup venv dataset train train-full test lint clean
 
 setup: venv dataset
 
@@ -35,6 +38,9 @@ dataset:
 
 train: setup
 	$(PY) train_se_resnext_w_d.py $(TRAIN_ARGS)
+
+train-full: setup
+	$(PY) train_se_resnext_w_d.py $(FULL_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

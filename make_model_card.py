@@ -4,8 +4,9 @@ Copies the symbol and params as ``<name>-symbol.json`` / ``<name>-NNNN.params`` 
 as ``train.log``, measures top-1/top-5 on the test set with score.py's evaluation (every image of
 the ``.rec``, once), and writes ``card.json`` (machine-readable, read by predict.py, score.py and
 export_onnx.py; fields in inference.py) and ``README.md`` (the same for people). The network, data
-type and input shape come from the log's ``arguments:`` line; the wall time is the time between the
-first and last line of each run in the log (a resumed run appends to it).
+type and input shape come from the log's ``arguments:`` line. ``train.log`` is the log from the last
+fresh run on (a resumed run appends to it; earlier runs into the same file are left out); the wall
+time is the time between the first and last line of each run in it, and ``curve.png`` its curve.
 
 Example::
 
@@ -89,22 +90,21 @@ def run_arguments(log_path):
     return found if isinstance(found, dict) else {}
 
 
-def wall_time(log_path):
-    """Seconds from the first to the last timestamped line of each run of the log, summed."""
+def wall_time(lines):
+    """Seconds from the first to the last timestamped line of each run in ``lines``, summed."""
     total = 0.0
     first = last = None
-    with open(log_path, errors='replace') as stream:
-        for line in stream:
-            match = TIMESTAMP.match(line)
-            if not match:
-                continue
-            stamp = datetime.datetime.strptime(match.group(1), '%Y-%m-%d %H:%M:%S') + \
-                datetime.timedelta(milliseconds=int(match.group(2)))
-            if RUN_START in line and first is not None:
-                total += (last - first).total_seconds()
-                first = None
-            first = stamp if first is None else first
-            last = stamp
+    for line in lines:
+        match = TIMESTAMP.match(line)
+        if not match:
+            continue
+        stamp = datetime.datetime.strptime(match.group(1), '%Y-%m-%d %H:%M:%S') + \
+            datetime.timedelta(milliseconds=int(match.group(2)))
+        if RUN_START in line and first is not None:
+            total += (last - first).total_seconds()
+            first = None
+        first = stamp if first is None else first
+        last = stamp
     if first is not None:
         total += (last - first).total_seconds()
     return total
@@ -192,9 +192,14 @@ def make_card(args):
     target_sym, target_params, _ = checkpoint.checkpoint_paths(target_prefix, args.epoch)
     shutil.copyfile(sym_path, target_sym)
     shutil.copyfile(params_path, target_params)
-    shutil.copyfile(args.log, os.path.join(args.output, 'train.log'))
-    epochs = training_log.parse(args.log)
-    seconds = wall_time(args.log)
+    # The model's own run: a log file may hold earlier runs before it.
+    run_lines = training_log.current_run(args.log)
+    log_copy = os.path.join(args.output, 'train.log')
+    with open(log_copy, 'w') as stream:
+        stream.writelines(run_lines)
+    epochs = training_log.parse(log_copy)
+    seconds = wall_time(run_lines)
+    training_log.plot([log_copy], os.path.join(args.output, 'curve.png'), title=name)
     builder_flags = {key: arguments[flag] for key, flag in fit.NETWORK_FLAGS.items()
                      if key not in ('image_shape', 'workspace') and arguments.get(flag) is not None}
     input_spec = dict(image_shape=list(image_shape), color=preset.get('color', 'rgb'),

@@ -16,6 +16,14 @@ FIELDS = {'Train-accuracy': 'train', 'Validation-accuracy': 'val', 'Time cost': 
           'Throughput': 'throughput'}
 
 
+def current_run(path):
+    """The lines of the log's last fresh run, with the resumed runs appended after it."""
+    with open(path, errors='replace') as stream:
+        lines = stream.readlines()
+    starts = [index for index, line in enumerate(lines) if FRESH_RUN_LINE.search(line)]
+    return lines[starts[-1]:] if starts else lines
+
+
 def parse(path):
     """Rows ``{'epoch', 'train', 'val', 'time', 'lr'}`` (1-based epochs), in epoch order."""
     rows = {}

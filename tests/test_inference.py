@@ -24,7 +24,7 @@ import inference
 from tests.conftest import ROOT, SLICE_TRAIN, run_script
 
 README_PREFIX = 'model/se-resnext-fashion-mnist-14'
-README_EPOCH = 3
+README_EPOCH = 5
 MODEL_DIR = 'pretrained/se-resnext-fashion-mnist-14'
 SCRIPTS = ('make_model_card.py', 'predict.py', 'score.py', 'export_onnx.py', 'fine-tune.py')
 FINE_TUNE_CLASSES = (1, 8)
@@ -122,6 +122,7 @@ def test_model_card(model_dir, trained_slice_model):
     assert abs(card['test']['top1'] - float(log_accuracy[-1])) < 1e-6
     assert 0 < card['training']['wall_time_seconds'] < 3600
     assert (model_dir / 'train.log').is_file() and 'sha256' in (model_dir / 'README.md').read_text()
+    assert (model_dir / 'curve.png').stat().st_size > 1000
 
 
 def test_predict_readme_command(model_dir, workdir):
@@ -208,16 +209,17 @@ def test_fine_tune_readme_command_learns_two_classes(workdir):
     ('score.py', ['--prefix', README_PREFIX, '--epoch', '7', '--data-val',
                   'data/fashion-mnist/val.rec', '--image-shape', '3,32,32'],
      ['-0007.params', 'saved epochs under this prefix: %d' % README_EPOCH]),
-    ('score.py', ['--prefix', README_PREFIX, '--epoch', '3', '--data-val',
+    ('score.py', ['--prefix', README_PREFIX, '--epoch', str(README_EPOCH), '--data-val',
                   'data/fashion-mnist/val.rec'], ['--image-shape C,H,W is required']),
     ('export_onnx.py', ['--model', MODEL_DIR, '--epoch', '99'], ['-0099.params']),
-    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '5',
+    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '9',
                       '--data-train', 'data/fashion-mnist/val.rec', '--num-classes', '2',
-                      '--image-shape', '3,32,32'], ['-0005.params', 'saved epochs']),
-    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', '3',
+                      '--image-shape', '3,32,32'], ['-0009.params', 'saved epochs']),
+    ('fine-tune.py', ['--pretrained-prefix', README_PREFIX, '--pretrained-epoch', str(README_EPOCH),
                       '--data-train', 'data/missing.rec', '--num-classes', '2',
                       '--image-shape', '3,32,32'], ['data/missing.rec does not exist']),
-    ('make_model_card.py', ['--prefix', README_PREFIX, '--epoch', '3', '--log', 'log/none.log',
+    ('make_model_card.py', ['--prefix', README_PREFIX, '--epoch', str(README_EPOCH), '--log',
+                            'log/none.log',
                             '--command', 'x', '--output', 'pretrained/x'],
      ['log file log/none.log does not exist']),
 ])
