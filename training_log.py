@@ -72,14 +72,15 @@ def plot(log_paths, out_path, title=None):
     plotted = 0
     for i, path in enumerate(log_paths):
         rows = parse(path)
-        label = os.path.splitext(os.path.basename(path))[0]
+        # One run: the title names it; several: each legend entry names its log.
+        label = os.path.splitext(os.path.basename(path))[0] + ' ' if len(log_paths) > 1 else ''
         colour = colours[i % len(colours)]
-        for key, style, name in (('train', '--', 'train'), ('val', '-', 'val')):
+        for key, style, name in (('train', '--', 'training'), ('val', '-', 'validation')):
             points = [(row['epoch'], 100 * (1 - row[key])) for row in rows if key in row]
             if points:
                 epochs, errors = zip(*points)
                 axes.plot(epochs, errors, style, color=colour, marker='.',
-                          label='%s %s' % (label, name))
+                          label=label + name)
                 plotted += 1
     if not plotted:
         plt.close(figure)
