@@ -1,15 +1,22 @@
-"""Training and inference speed of this project's SE-ResNeXt graphs against peers, in one run.
+"""Training and inference speed of this project's graphs against peers, in one run.
 
-Measured on the CPU with a fixed number of OpenMP threads (default 2), each a median over timed
-batches after warm-up batches:
+Measured on the CPU, each a median over timed batches after warm-up batches. OpenMP reads its thread
+count when MXNet loads, so every configuration that needs another thread count than the run's
+``--threads`` is measured in a child interpreter started with that ``OMP_NUM_THREADS``:
 
 * SE-ResNeXt-50 32x4d, 224x224, batch 16: this project's graph (``Module``; training with NAG
   updates, inference bound ``for_training=False`` so that oneDNN fuses it) against GluonCV's
-  ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG).
-* SE-ResNeXt-29 with 8 groups (32x32, batch 128; the original ``make train`` network): this
-  project's graph against the same network built the textbook way
-  (``symbols.common.se_implementation('broadcast')`` and
-  ``grouped_conv_implementation('grouped')``).
+  ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG), both on
+  ``--threads`` threads; and this project's graph split over ``--threads`` CPU contexts of one
+  thread each (the trainers' ``--cpus``).
+* SE-ResNet-50 against GluonCV's ``se_resnet50_v1``, the same way.
+* The ``make train`` configuration (SE-ResNeXt-14 at 28x28, batch 128 over 2 CPU contexts of one
+  thread) against its plain formulation: the same network built the textbook way
+  (``symbols.common.se_implementation('broadcast')`` and ``grouped_conv_implementation('grouped')``)
+  on one context of ``--threads`` threads.
+* SE-ResNeXt-29 with 8 groups at 32x32, batch 128 (the grouped small-image network), the same way.
+* Scaling: the ``make train`` network's img/s against batch size (8, 16, 32, 64) on 1 and 2 threads
+  and on 2 contexts of one thread.
 
 The default ('fast') SE formulation is the faster one to train; the textbook one, with the same
 parameters, is the faster one for inference (its forward pass is shorter), so inference is also
@@ -31,6 +38,7 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -38,9 +46,24 @@ import numpy as np
 
 LOG = logging.getLogger('bench')
 
-IMAGENET = dict(num_layers=50, num_group=32, image_shape=(3, 224, 224), batch=16, classes=1000)
-SMALL = dict(num_layers=29, num_group=8, image_shape=(3, 32, 32), batch=128, classes=10)
-"""The two configurations: SE-ResNeXt-50 32x4d at 224, and the ``make train`` network."""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CONFIGS = {
+    'imagenet': dict(network='se-resnext', num_layers=50, num_group=32, image_shape=(3, 224, 224),
+                     batch=16, classes=1000),
+    'se-resnet-50': dict(network='se-resnet', num_layers=50, image_shape=(3, 224, 224), batch=16,
+                         classes=1000),
+    'make-train': dict(network='se-resnext', num_layers=14, num_group=32, image_shape=(3, 28, 28),
+                       batch=128, classes=10),
+    'small': dict(network='se-resnext', num_layers=29, num_group=8, image_shape=(3, 32, 32),
+                  batch=128, classes=10),
+}
+"""SE-ResNeXt-50 32x4d at 224, SE-ResNet-50, the ``make train`` network (Makefile TRAIN_ARGS: trained
+over 2 CPU contexts) and the grouped 32x32 SE-ResNeXt-29."""
+IMAGENET = CONFIGS['imagenet']
+SMALL = CONFIGS['small']
+MAKE_TRAIN_CONTEXTS = 2
+SCALING_BATCHES = (8, 16, 32, 64)
 
 PEAK_CONV = dict(batch=16, channels=128, size=28)
 """Dense 3x3 convolution (same padding) whose speed is the reference 'peak' of the machine."""
@@ -120,16 +143,16 @@ def measure_peak(run):
 
 
 def build_symbol(config, se_impl):
-    """SE-ResNeXt of ``config``: the project's graph ('fast') or the textbook one ('broadcast': SE
+    """The network of ``config``: the project's graph ('fast') or the textbook one ('broadcast': SE
     as broadcast_mul, grouped convolutions as MXNet's grouped Convolution)."""
     import symbols
     from symbols import common
     conv_impl = 'auto' if se_impl == 'fast' else 'grouped'
+    options = symbols.builder_options(config['network'])
+    kwargs = {key: config[key] for key in ('num_layers', 'image_shape', 'num_group')
+              if key in options and key in config}
     with common.se_implementation(se_impl), common.grouped_conv_implementation(conv_impl):
-        return symbols.get_symbol('se-resnext', config['classes'],
-                                  num_layers=config['num_layers'],
-                                  image_shape=config['image_shape'],
-                                  num_group=config['num_group'])
+        return symbols.get_symbol(config['network'], config['classes'], **kwargs)
 
 
 def synthetic_batch(config, seed=0):
@@ -140,15 +163,17 @@ def synthetic_batch(config, seed=0):
             mx.nd.array(rng.randint(0, config['classes'], config['batch'])))
 
 
-def time_module(sym, config, run, train_too=True):
-    """(training s/batch or None, inference s/batch) of ``sym`` through ``Module``."""
+def time_module(sym, config, run, train_too=True, contexts=1):
+    """(training s/batch or None, inference s/batch) of ``sym`` through ``Module``, each batch split
+    over ``contexts`` CPU contexts."""
     import mxnet as mx
     data, label = synthetic_batch(config)
     batch = mx.io.DataBatch(data=[data], label=[label])
     data_shapes = [('data', data.shape)]
     label_shapes = [('softmax_label', label.shape)]
+    devices = [mx.cpu(i) for i in range(contexts)]
     mx.random.seed(0)
-    train = mx.mod.Module(sym, context=mx.cpu())
+    train = mx.mod.Module(sym, context=devices)
     train.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=train_too)
     train.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
     if not train_too:
@@ -163,7 +188,7 @@ def time_module(sym, config, run, train_too=True):
 
     train_time = median_time(train_step, run['warmup'], run['train_batches'])
     arg_params, aux_params = train.get_params()
-    infer = mx.mod.Module(sym, context=mx.cpu())
+    infer = mx.mod.Module(sym, context=devices)
     infer.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=False)
     infer.set_params(arg_params, aux_params)
     infer_time = median_time(lambda: infer.forward(batch, is_train=False), run['warmup'],
@@ -171,13 +196,35 @@ def time_module(sym, config, run, train_too=True):
     return train_time, infer_time
 
 
-def time_gluoncv(config, run):
-    """(training s/batch, inference s/batch, forward FLOPs) of GluonCV's se_resnext50_32x4d."""
+def time_in_child(threads, config_name, run, contexts=1, se_impl='fast', batch=None):
+    """:func:`time_module` of ``CONFIGS[config_name]`` (``batch`` overriding its batch size) in a
+    child interpreter whose OpenMP has ``threads`` threads."""
+    spec = dict(config=config_name, run=run, contexts=contexts, se_impl=se_impl, batch=batch)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    result = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--measure',
+                             json.dumps(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = (result.stderr.strip() or 'no output').splitlines()
+        raise RuntimeError('measuring %s in a child process failed: %s' % (spec, lines[-1]))
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_spec(spec):
+    """The child's side of :func:`time_in_child`: [training s/batch, inference s/batch]."""
+    config = dict(CONFIGS[spec['config']])
+    if spec.get('batch'):
+        config['batch'] = spec['batch']
+    return list(time_module(build_symbol(config, spec['se_impl']), config, spec['run'],
+                            contexts=spec['contexts']))
+
+
+def time_gluoncv(config, run, model='se_resnext50_32x4d'):
+    """(training s/batch, inference s/batch, forward FLOPs) of GluonCV's ``model``."""
     import mxnet as mx
     from gluoncv.model_zoo import get_model
     data, label = synthetic_batch(config)
     mx.random.seed(0)
-    net = get_model('se_resnext50_32x4d', pretrained=False, classes=config['classes'])
+    net = get_model(model, pretrained=False, classes=config['classes'])
     net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
     flops = conv_fc_flops(net(mx.sym.Variable('data')), data.shape)
     net.hybridize(static_alloc=True, static_shape=True)
@@ -210,55 +257,83 @@ def row(name, config, seconds, flops, peak, peer=None):
 def run_benchmarks(args):
     import mxnet as mx
     run = QUICK_RUN if args.quick else FULL_RUN
-    imagenet = dict(IMAGENET, batch=2) if args.quick else IMAGENET
-    small = dict(SMALL, batch=16) if args.quick else SMALL
-    results = {'threads': args.threads, 'mxnet': mx.__version__, 'python': platform.python_version(),
+    configs = {name: dict(config, batch=2 if config['classes'] == 1000 else 16) if args.quick
+               else config for name, config in CONFIGS.items()}
+    threads = args.threads
+    results = {'threads': threads, 'mxnet': mx.__version__, 'python': platform.python_version(),
                'machine': platform.machine(), 'quick': args.quick, 'run': run}
     LOG.info('peak: dense 3x3 convolution %s', PEAK_CONV)
     peak = measure_peak(run)
     results['peak'] = peak
-    rows = {'train': [], 'infer': []}
+    rows = {'train': [], 'infer': [], 'scaling': []}
 
     def add(kind, name, config, seconds, flops, peer=None):
         reference = peak['train_gflops'] if kind == 'train' else peak['forward_gflops']
         rows[kind].append(row(name, config, seconds, (3 if kind == 'train' else 1) * flops,
                               reference, peer))
 
-    # SE-ResNeXt-50 32x4d, 224x224: this project vs GluonCV.
-    shape = (imagenet['batch'],) + imagenet['image_shape']
-    ours = build_symbol(imagenet, 'fast')
-    flops_50 = conv_fc_flops(build_symbol(imagenet, 'broadcast'), shape)
-    gluon = None
-    if args.gluoncv:
-        LOG.info('GluonCV se_resnext50_32x4d, batch %d', imagenet['batch'])
-        gluon = time_gluoncv(imagenet, run)
-    LOG.info('this project SE-ResNeXt-50 32x4d, batch %d', imagenet['batch'])
-    ours_times = time_module(ours, imagenet, run)
-    LOG.info('this project SE-ResNeXt-50 32x4d, textbook SE, inference, batch %d',
-             imagenet['batch'])
-    _, textbook_infer = time_module(build_symbol(imagenet, 'broadcast'), imagenet, run,
-                                    train_too=False)
-    for index, kind in enumerate(('train', 'infer')):
-        if gluon is not None:
-            add(kind, 'GluonCV se_resnext50_32x4d (hybridized)', imagenet, gluon[index], gluon[2])
-        add(kind, 'SE-ResNeXt-50 32x4d (this project)', imagenet, ours_times[index], flops_50,
-            gluon[index] if gluon is not None else None)
-    add('infer', 'SE-ResNeXt-50 32x4d (this project, textbook SE)', imagenet, textbook_infer,
-        flops_50, gluon[1] if gluon is not None else None)
+    def add_pair(name, config, times, flops, peer=None):
+        for index, kind in enumerate(('train', 'infer')):
+            if times[index] is not None:
+                add(kind, name, config, times[index], flops,
+                    peer[index] if peer is not None else None)
 
-    # The make-train network: fast SE formulation vs the textbook one.
-    shape = (small['batch'],) + small['image_shape']
-    flops_29 = conv_fc_flops(build_symbol(small, 'broadcast'), shape)
-    LOG.info('make-train network, textbook SE, batch %d', small['batch'])
-    plain = time_module(build_symbol(small, 'broadcast'), small, run)
-    LOG.info('make-train network, this project, batch %d', small['batch'])
-    fast = time_module(build_symbol(small, 'fast'), small, run)
-    for index, kind in enumerate(('train', 'infer')):
-        add(kind, 'SE-ResNeXt-29 8 groups (textbook graph)', small, plain[index], flops_29)
-        add(kind, 'SE-ResNeXt-29 8 groups (this project)', small, fast[index], flops_29,
-            plain[index])
-    results['train'] = rows['train']
-    results['infer'] = rows['infer']
+    split = '%d contexts x 1 thread' % threads
+    # ImageNet-sized networks against GluonCV's.
+    for key, gluon_model, title in (('imagenet', 'se_resnext50_32x4d', 'SE-ResNeXt-50 32x4d'),
+                                    ('se-resnet-50', 'se_resnet50_v1', 'SE-ResNet-50')):
+        config = configs[key]
+        flops = conv_fc_flops(build_symbol(config, 'broadcast'),
+                              (config['batch'],) + config['image_shape'])
+        gluon = None
+        if args.gluoncv:
+            LOG.info('GluonCV %s, batch %d', gluon_model, config['batch'])
+            gluon = time_gluoncv(config, run, gluon_model)
+            add_pair('GluonCV %s (hybridized)' % gluon_model, config, gluon, gluon[2])
+        LOG.info('this project %s, batch %d', title, config['batch'])
+        add_pair('%s (this project)' % title, config, time_module(build_symbol(config, 'fast'),
+                                                                  config, run), flops, gluon)
+        if threads > 1:
+            LOG.info('this project %s, %s', title, split)
+            add_pair('%s (this project, %s)' % (title, split), config,
+                     time_in_child(1, key, run, contexts=threads, batch=config['batch']), flops,
+                     gluon)
+        if key == 'imagenet':
+            LOG.info('this project %s, textbook SE, inference', title)
+            _, textbook = time_module(build_symbol(config, 'broadcast'), config, run,
+                                      train_too=False)
+            add('infer', '%s (this project, textbook SE)' % title, config, textbook, flops,
+                gluon[1] if gluon is not None else None)
+
+    # Small-image networks against their plain formulation on one context of --threads threads.
+    for key, title in (('make-train', 'make-train SE-ResNeXt-14'),
+                       ('small', 'SE-ResNeXt-29 8 groups')):
+        config = configs[key]
+        flops = conv_fc_flops(build_symbol(config, 'broadcast'),
+                              (config['batch'],) + config['image_shape'])
+        LOG.info('%s, textbook graph, batch %d', title, config['batch'])
+        plain = time_module(build_symbol(config, 'broadcast'), config, run)
+        add_pair('%s (textbook graph)' % title, config, plain, flops)
+        LOG.info('%s, this project, batch %d', title, config['batch'])
+        add_pair('%s (this project)' % title, config,
+                 time_module(build_symbol(config, 'fast'), config, run), flops, plain)
+        if threads > 1:
+            LOG.info('%s, this project, %s', title, split)
+            add_pair('%s (this project, %s)' % (title, split), config,
+                     time_in_child(1, key, run, contexts=threads, batch=config['batch']), flops,
+                     plain)
+
+    # Scaling of the make-train network with batch size, threads and contexts.
+    for batch in SCALING_BATCHES[:2] if args.quick else SCALING_BATCHES:
+        for setup, omp, contexts in (('1 thread', 1, 1), ('2 threads', 2, 1),
+                                     ('2 contexts x 1 thread', 1, 2)):
+            LOG.info('scaling: make-train network, batch %d, %s', batch, setup)
+            train_time, infer_time = time_in_child(omp, 'make-train', run, contexts=contexts,
+                                                   batch=batch)
+            rows['scaling'].append({'batch': batch, 'setup': setup,
+                                    'train_img_per_sec': batch / train_time,
+                                    'infer_img_per_sec': batch / infer_time})
+    results.update(rows)
     return results
 
 
@@ -268,16 +343,24 @@ def format_table(results):
                                         'x'.join(map(str, results['peak']['shape'])),
                                         results['peak']['forward_gflops'],
                                         results['peak']['train_gflops'])]
-    header = '%-48s %5s %7s %9s %8s %8s %7s' % ('network', 'batch', 'input', 'img/s', 'vs peer',
+    header = '%-60s %5s %7s %9s %8s %8s %7s' % ('network', 'batch', 'input', 'img/s', 'vs peer',
                                                  'GFLOP/s', 'of peak')
     for kind, title in (('train', 'training (forward + backward + update)'),
                         ('infer', 'inference')):
         lines += ['', title, header, '-' * len(header)]
         for item in results[kind]:
             ratio = item.get('speedup_vs_peer')
-            lines.append('%-48s %5d %7s %9.2f %8s %8.1f %6.1f%%' % (
+            lines.append('%-60s %5d %7s %9.2f %8s %8.1f %6.1f%%' % (
                 item['network'], item['batch'], item['input'], item['img_per_sec'],
                 '%.2fx' % ratio if ratio else '', item['gflops'], 100 * item['fraction_of_peak']))
+    if results.get('scaling'):
+        lines += ['', 'scaling: make-train network, img/s (training / inference)',
+                  '%-24s %s' % ('setup', ' '.join('%15s' % ('batch %d' % b) for b in
+                                                  sorted({r['batch'] for r in results['scaling']})))]
+        for setup in dict.fromkeys(item['setup'] for item in results['scaling']):
+            cells = ['%7.1f / %5.0f' % (item['train_img_per_sec'], item['infer_img_per_sec'])
+                     for item in results['scaling'] if item['setup'] == setup]
+            lines.append('%-24s %s' % (setup, ' '.join('%15s' % cell for cell in cells)))
     return '\n'.join(lines)
 
 
@@ -290,7 +373,11 @@ def main(argv=None):
                         help='tiny batches and few repetitions: checks that the script works')
     parser.add_argument('--no-gluoncv', dest='gluoncv', action='store_false',
                         help='skip the GluonCV peer (needs requirements-bench.txt)')
+    parser.add_argument('--measure', help=argparse.SUPPRESS)  # a child's job (time_in_child)
     args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure_spec(json.loads(args.measure))))
+        return 0
     # MXNet reads the thread count when it is imported.
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')

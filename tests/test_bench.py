@@ -30,3 +30,21 @@ def test_table_lists_every_row_with_its_ratio():
     assert 'forward 300 GFLOP/s' in table
     assert '1.50x' in table
     assert table.count('25.0%') == 3
+
+
+def test_child_measures_with_its_own_thread_count_and_contexts():
+    """The split-context rows run in a child interpreter (OMP_NUM_THREADS is read at import)."""
+    train, infer = bench.time_in_child(1, 'make-train', bench.QUICK_RUN, contexts=2, batch=4)
+    assert train > 0 and infer > 0
+
+
+def test_scaling_table_has_a_line_per_setup():
+    results = dict(threads=2, mxnet='1.9.1', train=[], infer=[],
+                   peak=dict(shape=[16, 128, 28, 28], forward_gflops=300.0, train_gflops=200.0),
+                   scaling=[dict(batch=b, setup=s, train_img_per_sec=10.0 * b,
+                                 infer_img_per_sec=100.0 * b)
+                            for s in ('1 thread', '2 threads') for b in (8, 16)])
+    lines = bench.format_table(results).splitlines()
+    assert any('batch 8' in line and 'batch 16' in line for line in lines)
+    one = [line for line in lines if line.startswith('1 thread')]
+    assert len(one) == 1 and '80.0 /   800' in one[0] and '160.0 /  1600' in one[0]
