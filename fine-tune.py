@@ -15,8 +15,12 @@ Example::
 """
 import sys
 
-import fit
-import inference
+import threads
+
+threads.configure(sys.argv[1:])
+
+import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+import inference  # noqa: E402
 
 CLASSIFIER = 'fc1'
 CLASSIFIER_PARAMS = ('fc1_weight', 'fc1_bias')
