@@ -32,14 +32,17 @@ CALIB_MODES = ('naive', 'entropy')
 """Calibration modes of mx.contrib.quantization."""
 
 
-def fashion_mnist(split, count=None):
-    """(images N x 3 x 32 x 32 float32 0-255, labels N) as the trainer's .rec files hold them."""
+def fashion_mnist(split, count=None, side=32):
+    """(images N x 3 x side x side float32 0-255, labels N): at 32 as the trainer's .rec files hold
+    them (padded by 2), at 28 the original images, as the trainers' 28x28 center crop gives them."""
     import data
     images, labels = data.load_fashion_mnist(split)
     if count is not None:
         images, labels = images[:count], labels[:count]
-    return (data.to_rgb32(images).transpose(0, 3, 1, 2).astype(np.float32),
-            labels.astype(np.int64))
+    rgb = data.to_rgb32(images)
+    crop = (rgb.shape[1] - side) // 2
+    rgb = rgb[:, crop:crop + side, crop:crop + side]
+    return rgb.transpose(0, 3, 1, 2).astype(np.float32), labels.astype(np.int64)
 
 
 def classifier(sym):
@@ -51,7 +54,7 @@ def rebuild(args, num_classes):
     """The checkpoint's network rebuilt with the textbook SE formulation, logits only."""
     import symbols
     from symbols import common
-    kwargs = dict(image_shape=(3, 32, 32))
+    kwargs = dict(image_shape=(3, args.image_size, args.image_size))
     if args.depth is not None:
         kwargs['num_layers'] = args.depth
     if args.num_group is not None:
@@ -60,10 +63,10 @@ def rebuild(args, num_classes):
         return classifier(symbols.get_symbol(args.network, num_classes, **kwargs))
 
 
-def bind(sym, arg_params, aux_params, batch_size):
+def bind(sym, arg_params, aux_params, batch_size, side=32):
     import mxnet as mx
     mod = mx.mod.Module(sym, data_names=('data',), label_names=None, context=mx.cpu())
-    mod.bind(data_shapes=[('data', (batch_size, 3, 32, 32))], for_training=False)
+    mod.bind(data_shapes=[('data', (batch_size, 3, side, side))], for_training=False)
     mod.set_params(arg_params, aux_params)
     return mod
 
@@ -108,6 +111,9 @@ def main(argv=None):
     parser.add_argument('--depth', type=int, help='with --network: its depth')
     parser.add_argument('--num-group', type=int, help='with --network: its groups')
     parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--image-size', type=int, default=32, choices=(28, 32),
+                        help='input side: 32 (the stored records) or 28 (--image-shape 3,28,28 '
+                             'models, such as make train\'s)')
     parser.add_argument('--calib-images', type=int, default=1280,
                         help='first N Fashion-MNIST training images used for calibration')
     parser.add_argument('--calib-mode', default='naive', choices=CALIB_MODES,
@@ -120,7 +126,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     import mxnet as mx
 
-    test_images, test_labels = fashion_mnist('val')
+    test_images, test_labels = fashion_mnist('val', side=args.image_size)
     if os.path.isfile('%s-symbol.json' % args.prefix):
         sym, arg_params, aux_params = mx.model.load_checkpoint(args.prefix, args.epoch)
         sym = classifier(sym)
@@ -141,7 +147,7 @@ def main(argv=None):
         probe = test_images[:args.batch_size]
         outputs = []
         for candidate in (sym, rebuilt):
-            mod = bind(candidate, arg_params, aux_params, args.batch_size)
+            mod = bind(candidate, arg_params, aux_params, args.batch_size, args.image_size)
             mod.forward(mx.io.DataBatch([mx.nd.array(probe)]), is_train=False)
             outputs.append(mod.get_outputs()[0].asnumpy())
         error = np.abs(outputs[0] - outputs[1]).max() / np.abs(outputs[1]).max()
@@ -149,10 +155,10 @@ def main(argv=None):
             parser.error('the rebuilt %s differs from the checkpoint (relative error %.2g): check '
                          '--depth and --num-group' % (args.network, error))
         sym, graph = rebuilt, 'rebuilt, textbook SE'
-    calib_images, _ = fashion_mnist('train', args.calib_images)
+    calib_images, _ = fashion_mnist('train', args.calib_images, side=args.image_size)
 
     LOG.info('float32: %s', graph)
-    fp32 = bind(sym, arg_params, aux_params, args.batch_size)
+    fp32 = bind(sym, arg_params, aux_params, args.batch_size, args.image_size)
     fp32_accuracy, fp32_speed, fp32_pred = evaluate(fp32, test_images, test_labels,
                                                     args.batch_size)
     LOG.info('quantizing (%s calibration on %d training images)', args.calib_mode,
@@ -160,7 +166,7 @@ def main(argv=None):
     try:
         qsym, qarg, qaux = quantize(sym, arg_params, aux_params, calib_images, args.batch_size,
                                     args.calib_mode)
-        int8 = bind(qsym, qarg, qaux, args.batch_size)
+        int8 = bind(qsym, qarg, qaux, args.batch_size, args.image_size)
         int8_accuracy, int8_speed, int8_pred = evaluate(int8, test_images, test_labels,
                                                         args.batch_size)
     except mx.base.MXNetError as err:

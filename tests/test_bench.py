@@ -48,3 +48,15 @@ def test_scaling_table_has_a_line_per_setup():
     assert any('batch 8' in line and 'batch 16' in line for line in lines)
     one = [line for line in lines if line.startswith('1 thread')]
     assert len(one) == 1 and '80.0 /   800' in one[0] and '160.0 /  1600' in one[0]
+
+
+def test_quantize_feeds_the_trainers_inputs():
+    """At 28 the original images (the 28x28 center crop of the records), at 32 the padded ones."""
+    import data
+    from benchmarks import quantize
+    images, labels = data.load_fashion_mnist('val')
+    small, small_labels = quantize.fashion_mnist('val', 8, side=28)
+    padded, _ = quantize.fashion_mnist('val', 8)
+    assert small.shape == (8, 3, 28, 28) and padded.shape == (8, 3, 32, 32)
+    assert (small == images[:8, None]).all() and (small_labels == labels[:8]).all()
+    assert (padded[:, :, 2:30, 2:30] == small).all() and padded[:, :, :2].max() == 0
