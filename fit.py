@@ -71,6 +71,9 @@ def add_fit_args(parser):
                           % SMALL_IMAGE_DEPTH)
     net.add_argument('--num-group', type=int, default=32,
                      help='groups (cardinality) of the grouped 3x3 convolutions')
+    net.add_argument('--widen-factor', type=int,
+                     help='multiply the stage widths of a small-image network (height <= 32) by '
+                          'this, as in wide residual networks; default 1')
     net.add_argument('--drop-out', type=float,
                      help="dropout probability before the classifier fc1; default: the network's "
                           '(0 for SE-ResNeXt and SE-ResNet, 0.2 for SENet-154 and the Inceptions)')
@@ -257,6 +260,11 @@ def resolve_args(args):
         tag += '-%d' % args.depth
     if 'version' in symbols.builder_options(args.network) and args.version is not None:
         tag += '-v%d' % args.version
+    if args.widen_factor not in (None, 1):
+        if 'widen_factor' not in symbols.builder_options(args.network):
+            raise UsageError('--widen-factor applies to se-resnext and se-resnet, not to %s'
+                             % args.network)
+        tag += '-w%d' % args.widen_factor
     if args.model_prefix is None:
         args.model_prefix = os.path.join('model', tag)
     if args.log_file is None:
@@ -381,7 +389,7 @@ def _format_duration(seconds):
 
 NETWORK_FLAGS = {'num_layers': 'depth', 'image_shape': 'image_shape', 'num_group': 'num_group',
                  'drop_out': 'drop_out', 'bn_mom': 'bn_mom', 'workspace': 'workspace',
-                 'version': 'version'}
+                 'version': 'version', 'widen_factor': 'widen_factor'}
 """Builder keyword -> attribute of the parsed arguments; each network gets those it accepts."""
 
 

@@ -33,7 +33,7 @@ VERSIONS = (1, 2)
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1, drop_out=0.0,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, widen_factor=1):
     """Build SE-ResNet ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -55,13 +55,15 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1,
         Convolution workspace in MB.
     reduction : int
         SE reduction ratio.
+    widen_factor : int
+        Multiplies the stage outputs of a small-image network.
     """
     if version not in VERSIONS:
         raise ValueError('se-resnet version %r is not supported; choose one of: %s'
                          % (version, ', '.join(map(str, VERSIONS))))
     image_shape = parse_image_shape(image_shape)
     units, outputs, stem_width, bottle_neck, small = se_resnext.network_plan(
-        num_layers, image_shape, IMAGENET_UNITS)
+        num_layers, image_shape, IMAGENET_UNITS, widen_factor=widen_factor)
     preact = version == 2
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():

@@ -8,6 +8,8 @@ so its parameter files load into these graphs.
 Small images (height <= 32, e.g. CIFAR-10 and Fashion-MNIST padded to 32x32) get a 3x3 stem and three
 stages: depth d with (d - 2) % 9 == 0 uses (d - 2) / 9 bottleneck units per stage with outputs
 64/128/256; otherwise (d - 2) % 6 == 0 uses (d - 2) / 6 basic units per stage with outputs 16/32/64.
+A widening factor k (``widen_factor``, as in wide residual networks) multiplies those outputs by k;
+the 16-channel stem stays.
 """
 import mxnet as mx
 
@@ -186,22 +188,31 @@ def stem(data, num_filter, small, bn_mom=0.9, workspace=512, activate=True):
                           name='pool0')
 
 
-def network_plan(num_layers, image_shape, imagenet_units=None):
+def network_plan(num_layers, image_shape, imagenet_units=None, widen_factor=1):
     """Return (units per stage, stage outputs, stem width, bottleneck?, small-image?).
 
     ``imagenet_units`` is the family's depth table for ImageNet-sized inputs (default: this
-    module's ``IMAGENET_UNITS``); small images follow the rule of the module docstring.
+    module's ``IMAGENET_UNITS``); small images follow the rule of the module docstring, their stage
+    outputs multiplied by ``widen_factor``.
     """
     if imagenet_units is None:
         imagenet_units = IMAGENET_UNITS
     height = image_shape[1]
-    if height <= SMALL_IMAGE_MAX_SIDE:
+    small = height <= SMALL_IMAGE_MAX_SIDE
+    if not isinstance(widen_factor, int) or widen_factor < 1:
+        raise ValueError('widen factor must be a positive integer, got %r' % (widen_factor,))
+    if widen_factor != 1 and not small:
+        raise ValueError('a widen factor applies to small-image networks (height <= %d), not to '
+                         '%dx%d inputs' % (SMALL_IMAGE_MAX_SIDE, height, image_shape[2]))
+    if small:
         if num_layers >= 3 and (num_layers - 2) % 9 == 0:
             per_stage = (num_layers - 2) // 9
-            return (per_stage,) * 3, SMALL_BOTTLENECK_OUTPUTS, SMALL_STEM, True, True
+            outputs = tuple(widen_factor * out for out in SMALL_BOTTLENECK_OUTPUTS)
+            return (per_stage,) * 3, outputs, SMALL_STEM, True, True
         if num_layers >= 3 and (num_layers - 2) % 6 == 0:
             per_stage = (num_layers - 2) // 6
-            return (per_stage,) * 3, SMALL_BASIC_OUTPUTS, SMALL_STEM, False, True
+            outputs = tuple(widen_factor * out for out in SMALL_BASIC_OUTPUTS)
+            return (per_stage,) * 3, outputs, SMALL_STEM, False, True
         raise ValueError('depth %d is not supported for %dx%d images: use a depth d with '
                          '(d-2) %% 9 == 0 (bottleneck: 11, 20, 29, 38, ...) or (d-2) %% 6 == 0 '
                          '(basic: 8, 14, 26, 32, ...)' % (num_layers, height, image_shape[2]))
@@ -215,7 +226,7 @@ def network_plan(num_layers, image_shape, imagenet_units=None):
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=32, drop_out=0.0,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, widen_factor=1):
     """Build SE-ResNeXt ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -237,9 +248,12 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=
         Convolution workspace in MB.
     reduction : int
         SE reduction ratio.
+    widen_factor : int
+        Multiplies the stage outputs of a small-image network (1: 16/32/64 or 64/128/256).
     """
     image_shape = parse_image_shape(image_shape)
-    units, outputs, stem_width, bottle_neck, small = network_plan(num_layers, image_shape)
+    units, outputs, stem_width, bottle_neck, small = network_plan(num_layers, image_shape,
+                                                                  widen_factor=widen_factor)
     if bottle_neck:
         for out in outputs:
             width = out // BOTTLENECK_WIDTH_RATIO

@@ -37,6 +37,7 @@ SMALL = ['--data-type', 'fashion-mnist', '--depth', '11', '--num-group', '2', '-
     (['--depth', '77', '--benchmark'], ['depth 77 is not supported', '101']),
     (['--num-group', '48', '--benchmark'], ['--num-group 48 does not divide', '128']),
     (SMALL + ['--model-load-epoch', '3'], ['--model-load-epoch 3 needs --retrain']),
+    (['--widen-factor', '2', '--benchmark'], ['widen factor applies to small-image networks']),
     (SMALL + ['--gpus', 'zero,one'], ["--gpus 'zero,one'", 'leave it empty']),
     (SMALL + ['--gpus', '0'], ['GPU 0', 'leave --gpus empty']),
     (SMALL + ['--kv-store', 'nccl-9000'], ["invalid choice: 'nccl-9000'"]),

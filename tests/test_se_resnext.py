@@ -104,6 +104,29 @@ def test_num_group_must_divide_width():
         symbols.get_symbol('se-resnext', 10, num_layers=50, num_group=48)
 
 
+@pytest.mark.parametrize('network', ['se-resnext', 'se-resnet'])
+@pytest.mark.parametrize('depth,outputs', [(14, (16, 32, 64)), (11, (64, 128, 256))])
+def test_widen_factor_multiplies_small_image_stage_widths(network, depth, outputs):
+    """Widen factor 2 doubles every stage's output (the 16-channel stem stays), and with it about
+    quadruples the parameters; ImageNet inputs and a factor below 1 are refused."""
+    kwargs = dict(num_layers=depth, image_shape=(3, 28, 28))
+    if network == 'se-resnext':
+        kwargs['num_group'] = 2
+    plain = symbols.get_symbol(network, 10, **kwargs)
+    wide = symbols.get_symbol(network, 10, widen_factor=2, **kwargs)
+    shapes = dict(zip(wide.list_arguments(), wide.infer_shape(data=(1, 3, 28, 28))[0]))
+    assert shapes['conv0_weight'][0] == 16
+    for stage, out in enumerate(outputs, start=1):
+        last_conv = 'stage%d_unit1_conv%d_weight' % (stage, 3 if depth == 11 else 2)
+        assert shapes[last_conv][0] == 2 * out
+    ratio = parameter_count(wide, (3, 28, 28)) / parameter_count(plain, (3, 28, 28))
+    assert 3.0 < ratio < 4.2, ratio
+    with pytest.raises(ValueError, match='small-image networks'):
+        symbols.get_symbol(network, 10, num_layers=50, widen_factor=2)
+    with pytest.raises(ValueError, match='positive integer'):
+        symbols.get_symbol(network, 10, widen_factor=0, **kwargs)
+
+
 def test_unknown_network_lists_registry():
     with pytest.raises(ValueError, match='se-resnext'):
         symbols.get_symbol('se-resnet-9000', 10)
