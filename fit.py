@@ -21,12 +21,7 @@ import data
 import symbols
 import training_log
 from lr_schedule import CosineScheduler, EpochStepScheduler
-from symbols.common import (
-    SMALL_IMAGE_MAX_SIDE,
-    grouped_conv_implementation,
-    parse_image_shape,
-    se_implementation,
-)
+from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph
 
 LOG = logging.getLogger('senet')
 
@@ -552,9 +547,9 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     try:
         if symbol is None:
             symbol = build_symbol(args)
-            # Checkpoints get the textbook graph: the same parameters, faster for inference, and
-            # the one INT8 quantization accepts (symbols.common: the fast forms are for training).
-            with se_implementation('broadcast'), grouped_conv_implementation('grouped'):
+            # Checkpoints get the textbook graph (symbols.common.textbook_graph): the same
+            # parameters; the fast forms are for training.
+            with textbook_graph():
                 saved_symbol = build_symbol(args)
         else:
             saved_symbol = symbol

@@ -18,9 +18,9 @@ count when MXNet loads, so every configuration that needs another thread count t
 * Scaling: the ``make train`` network's img/s against batch size (8, 16, 32, 64) on 1 and 2 threads
   and on 2 contexts of one thread.
 
-The default ('fast') SE formulation is the faster one to train; the textbook one, with the same
-parameters, is the faster one for inference (its forward pass is shorter), so inference is also
-reported for SE-ResNeXt-50 built that way.
+This project's rows do what its trainers do: training binds the fast graph (``'fast'`` SE, grouped
+convolutions between plain-layout boundaries) and inference binds the textbook graph that
+checkpoints hold, with the same parameters (its forward pass is shorter, and oneDNN fuses it).
 
 Each row gives img/s, the ratio to its peer, the achieved GFLOP/s (convolution and fully-connected
 multiply-adds of the network x 2, and x 3 for a training step: forward, backward to the data and
@@ -163,9 +163,12 @@ def synthetic_batch(config, seed=0):
             mx.nd.array(rng.randint(0, config['classes'], config['batch'])))
 
 
-def time_module(sym, config, run, train_too=True, contexts=1):
-    """(training s/batch or None, inference s/batch) of ``sym`` through ``Module``, each batch split
-    over ``contexts`` CPU contexts."""
+def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts=1):
+    """(training s/batch, inference s/batch) of ``config``'s network through ``Module``, each
+    batch split over ``contexts`` CPU contexts. Training binds the graph built with
+    ``train_impl``, inference the one built with ``infer_impl`` (:func:`build_symbol`), with the
+    trained parameters: the defaults are what the trainers do, training the fast graph and
+    checkpointing the textbook one."""
     import mxnet as mx
     data, label = synthetic_batch(config)
     batch = mx.io.DataBatch(data=[data], label=[label])
@@ -173,12 +176,9 @@ def time_module(sym, config, run, train_too=True, contexts=1):
     label_shapes = [('softmax_label', label.shape)]
     devices = [mx.cpu(i) for i in range(contexts)]
     mx.random.seed(0)
-    train = mx.mod.Module(sym, context=devices)
-    train.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=train_too)
+    train = mx.mod.Module(build_symbol(config, train_impl), context=devices)
+    train.bind(data_shapes=data_shapes, label_shapes=label_shapes)
     train.init_params(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2))
-    if not train_too:
-        return None, median_time(lambda: train.forward(batch, is_train=False), run['warmup'],
-                                 run['infer_batches'])
     train.init_optimizer(optimizer='nag', optimizer_params=dict(
         learning_rate=0.01, momentum=0.9, wd=1e-4, rescale_grad=1.0 / config['batch']))
 
@@ -188,7 +188,7 @@ def time_module(sym, config, run, train_too=True, contexts=1):
 
     train_time = median_time(train_step, run['warmup'], run['train_batches'])
     arg_params, aux_params = train.get_params()
-    infer = mx.mod.Module(sym, context=devices)
+    infer = mx.mod.Module(build_symbol(config, infer_impl), context=devices)
     infer.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=False)
     infer.set_params(arg_params, aux_params)
     infer_time = median_time(lambda: infer.forward(batch, is_train=False), run['warmup'],
@@ -196,10 +196,12 @@ def time_module(sym, config, run, train_too=True, contexts=1):
     return train_time, infer_time
 
 
-def time_in_child(threads, config_name, run, contexts=1, se_impl='fast', batch=None):
+def time_in_child(threads, config_name, run, contexts=1, train_impl='fast', infer_impl='broadcast',
+                  batch=None):
     """:func:`time_module` of ``CONFIGS[config_name]`` (``batch`` overriding its batch size) in a
     child interpreter whose OpenMP has ``threads`` threads."""
-    spec = dict(config=config_name, run=run, contexts=contexts, se_impl=se_impl, batch=batch)
+    spec = dict(config=config_name, run=run, contexts=contexts, train_impl=train_impl,
+                infer_impl=infer_impl, batch=batch)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     result = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--measure',
                              json.dumps(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -214,7 +216,7 @@ def measure_spec(spec):
     config = dict(CONFIGS[spec['config']])
     if spec.get('batch'):
         config['batch'] = spec['batch']
-    return list(time_module(build_symbol(config, spec['se_impl']), config, spec['run'],
+    return list(time_module(config, spec['run'], spec['train_impl'], spec['infer_impl'],
                             contexts=spec['contexts']))
 
 
@@ -291,19 +293,11 @@ def run_benchmarks(args):
             gluon = time_gluoncv(config, run, gluon_model)
             add_pair('GluonCV %s (hybridized)' % gluon_model, config, gluon, gluon[2])
         LOG.info('this project %s, batch %d', title, config['batch'])
-        add_pair('%s (this project)' % title, config, time_module(build_symbol(config, 'fast'),
-                                                                  config, run), flops, gluon)
+        add_pair('%s (this project)' % title, config, time_module(config, run), flops, gluon)
         if threads > 1:
             LOG.info('this project %s, %s', title, split)
             add_pair('%s (this project, %s)' % (title, split), config,
-                     time_in_child(1, key, run, contexts=threads, batch=config['batch']), flops,
-                     gluon)
-        if key == 'imagenet':
-            LOG.info('this project %s, textbook SE, inference', title)
-            _, textbook = time_module(build_symbol(config, 'broadcast'), config, run,
-                                      train_too=False)
-            add('infer', '%s (this project, textbook SE)' % title, config, textbook, flops,
-                gluon[1] if gluon is not None else None)
+                     time_in_child(1, key, run, contexts=threads), flops, gluon)
 
     # Small-image networks against their plain formulation on one context of --threads threads.
     for key, title in (('make-train', 'make-train SE-ResNeXt-14'),
@@ -312,16 +306,14 @@ def run_benchmarks(args):
         flops = conv_fc_flops(build_symbol(config, 'broadcast'),
                               (config['batch'],) + config['image_shape'])
         LOG.info('%s, textbook graph, batch %d', title, config['batch'])
-        plain = time_module(build_symbol(config, 'broadcast'), config, run)
+        plain = time_module(config, run, train_impl='broadcast')
         add_pair('%s (textbook graph)' % title, config, plain, flops)
         LOG.info('%s, this project, batch %d', title, config['batch'])
-        add_pair('%s (this project)' % title, config,
-                 time_module(build_symbol(config, 'fast'), config, run), flops, plain)
+        add_pair('%s (this project)' % title, config, time_module(config, run), flops, plain)
         if threads > 1:
             LOG.info('%s, this project, %s', title, split)
             add_pair('%s (this project, %s)' % (title, split), config,
-                     time_in_child(1, key, run, contexts=threads, batch=config['batch']), flops,
-                     plain)
+                     time_in_child(1, key, run, contexts=threads), flops, plain)
 
     # Scaling of the make-train network with batch size, threads and contexts.
     for batch in SCALING_BATCHES[:2] if args.quick else SCALING_BATCHES:

@@ -7,7 +7,7 @@ both are scored on the 10,000 test images, and timed on the same batches (median
 warm-up batch).
 
 The checkpoint's graph is used as saved. With ``--network`` and the builder flags it is rebuilt
-in the textbook SE formulation (``symbols.common.se_implementation('broadcast')``), which has the
+in the textbook formulation (``symbols.common.textbook_graph``), which has the
 same parameters (checked on a test batch) and runs inference faster; MXNet 1.9.1 fails to quantize
 the fast formulation's ``elemwise_mul``, so checkpoints saved with it need ``--network``.
 Calibration is 'naive' (min/max): 'entropy' loses ~35 accuracy points on these models.
@@ -59,7 +59,7 @@ def rebuild(args, num_classes):
         kwargs['num_layers'] = args.depth
     if args.num_group is not None:
         kwargs['num_group'] = args.num_group
-    with common.se_implementation('broadcast'):
+    with common.textbook_graph():
         return classifier(symbols.get_symbol(args.network, num_classes, **kwargs))
 
 

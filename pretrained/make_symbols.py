@@ -10,6 +10,7 @@ import logging
 import os
 
 import symbols
+from symbols.common import textbook_graph
 
 DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'imagenet')
 
@@ -39,9 +40,11 @@ def symbol_path(name, directory=DIRECTORY):
 
 
 def symbol_json(name):
-    """The JSON text the builder produces for ``name`` (MXNet's ``Symbol.tojson``)."""
+    """The JSON text the builder produces for ``name`` (MXNet's ``Symbol.tojson``), in the textbook
+    form that checkpoints hold (symbols.common.textbook_graph)."""
     network, kwargs = IMAGENET_NETWORKS[name]
-    return symbols.get_symbol(network, NUM_CLASSES, **kwargs).tojson()
+    with textbook_graph():
+        return symbols.get_symbol(network, NUM_CLASSES, **kwargs).tojson()
 
 
 def main(directory=DIRECTORY):

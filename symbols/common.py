@@ -170,6 +170,16 @@ def se_implementation(impl):
         _SE_IMPL.reset(token)
 
 
+@contextlib.contextmanager
+def textbook_graph():
+    """Build the textbook forms inside the block: ``broadcast`` SE blocks and MXNet's grouped
+    convolutions. Same parameters and function as the default (training) forms; it is the graph
+    checkpoints and shipped symbol files hold: shorter to run forward, fused whole by oneDNN for
+    inference, and the one INT8 quantization accepts."""
+    with se_implementation('broadcast'), grouped_conv_implementation('grouped'):
+        yield
+
+
 def se_block(data, num_filter, name, reduction=SE_REDUCTION, divisor=SE_DIVISOR, impl=None):
     """Squeeze-and-Excitation (Hu et al. 2018): rescale the channels of ``data`` by learned gates.
 
