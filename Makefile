@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 FMNIST_SYSTEM := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FMNIST_LOCAL := .cache/dataset-fashion-mnist/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-# The main job: SE-ResNeXt-14 (32x32, three stages of two basic SE units, 16/32/64 channels) on
-# Fashion-MNIST, 3 epochs. Bottleneck (grouped) depths train 3-10x slower on this CPU; see README "make train".
+# The main job: SE-ResNeXt-14 (three stages of two basic SE units, 16/32/64 channels) on Fashion-MNIST
+# at 28x28 over two CPU contexts, 5 epochs (measured: 93.21 % in 3.5 minutes on 2 cores; see README).
 TRAIN_ARGS ?= --data-type fashion-mnist --image-shape 3,28,28 --depth 14 --cpus 2 --batch-size 64 \
 	--lr 0.1 --lr-mode cosine --warmup-epochs 0.2 --num-epochs 5 --aug-level 0 --frequent 200
-# The longer recipe: the same network twice as wide, crop + mirror, 30 epochs (see README).
+# The longer recipe: the same network twice as wide, crop + mirror, 30 epochs (94.89 % in 55 minutes).
 FULL_ARGS ?= --data-type fashion-mnist --image-shape 3,28,28 --depth 14 --widen-factor 2 --cpus 2 \
 	--batch-size 64 --lr 0.1 --wd 5e-4 --lr-mode cosine --warmup-epochs 0.3 --num-epochs 30 \
 	--aug-level 1 --frequent 200
