@@ -396,6 +396,18 @@ def build_symbol(args):
     return symbols.get_symbol(args.network, args.num_classes, **kwargs)
 
 
+def training_symbols(args):
+    """(graph to train, graph to checkpoint) of ``args.network``, with the same parameters.
+
+    Checkpoints hold the textbook graph (symbols.common.textbook_graph). On the CPU training binds
+    the default fast forms, which avoid oneDNN's slow paths in MXNet 1.9.1; with ``--gpus`` it
+    binds the textbook graph as well, since those paths do not exist there.
+    """
+    with textbook_graph():
+        saved = build_symbol(args)
+    return (saved if args.gpus else build_symbol(args)), saved
+
+
 class TrainingStopped(Exception):
     """Training stopped before its last epoch; ``exit_code`` is the process status to return."""
 
@@ -546,11 +558,7 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     try:
         if symbol is None:
-            symbol = build_symbol(args)
-            # Checkpoints get the textbook graph (symbols.common.textbook_graph): the same
-            # parameters; the fast forms are for training.
-            with textbook_graph():
-                saved_symbol = build_symbol(args)
+            symbol, saved_symbol = training_symbols(args)
         else:
             saved_symbol = symbol
     except ValueError as err:

@@ -144,3 +144,21 @@ def test_per_data_type_defaults_do_not_overwrite_given_values():
     defaults = fit.resolve_args(parser.parse_args([]))
     assert (defaults.num_classes, defaults.depth, defaults.image_shape) == (1000, 50, (3, 224, 224))
     assert defaults.data_dir.endswith('imagenet') and defaults.optimizer == 'nag'
+
+
+@pytest.mark.parametrize('gpus', ['', '0,1'])
+def test_cpu_trains_the_fast_graph_and_every_checkpoint_holds_the_textbook_one(gpus):
+    """SE-ResNeXt-29 with 8 groups: on the CPU the training graph has the fast SE and plain-layout
+    boundaries around its narrow grouped convolutions; on GPUs it is the textbook graph itself."""
+    def ops(sym):
+        return {node['op'] for node in json.loads(sym.tojson())['nodes']}
+    args = fit.resolve_args(fit.build_parser(network='se-resnext').parse_args(
+        ['--data-type', 'fashion-mnist', '--depth', '29', '--num-group', '8', '--gpus', gpus]))
+    train_sym, saved_sym = fit.training_symbols(args)
+    assert train_sym.list_arguments() == saved_sym.list_arguments()
+    assert 'broadcast_mul' in ops(saved_sym) and 'slice_axis' not in ops(saved_sym)
+    fast = {'slice_axis', 'elemwise_mul', '_contrib_AdaptiveAvgPooling2D'}
+    if gpus:
+        assert ops(train_sym) == ops(saved_sym)
+    else:
+        assert fast <= ops(train_sym)
