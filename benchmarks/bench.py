@@ -7,8 +7,9 @@ count when MXNet loads, so every configuration that needs another thread count t
 * SE-ResNeXt-50 32x4d, 224x224, batch 16: this project's graph (``Module``; training with NAG
   updates, inference bound ``for_training=False`` so that oneDNN fuses it) against GluonCV's
   ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG), both on
-  ``--threads`` threads; and this project's graph split over ``--threads`` CPU contexts of one
-  thread each (the trainers' ``--cpus``).
+  ``--threads`` threads; this project's graph split over ``--threads`` CPU contexts of one
+  thread each (the trainers' ``--cpus``); and, training only, this project's graph without the
+  plain-layout boundaries around its narrow grouped convolutions (``GRAPHS['fast-se-only']``).
 * SE-ResNet-50 against GluonCV's ``se_resnet50_v1``, the same way.
 * The ``make train`` configuration (SE-ResNeXt-14 at 28x28, batch 128 over 2 CPU contexts of one
   thread) against its plain formulation: the same network built the textbook way
@@ -142,12 +143,18 @@ def measure_peak(run):
             'shape': list(shape)}
 
 
-def build_symbol(config, se_impl):
-    """The network of ``config``: the project's graph ('fast') or the textbook one ('broadcast': SE
-    as broadcast_mul, grouped convolutions as MXNet's grouped Convolution)."""
+GRAPHS = {'fast': ('fast', 'auto'), 'broadcast': ('broadcast', 'grouped'),
+          'fast-se-only': ('fast', 'grouped')}
+"""Graph name -> (SE formulation, grouped-convolution implementation) in symbols.common: the
+project's training graph, the textbook graph, and the training graph without the plain-layout
+boundaries around narrow grouped convolutions (to measure what they bring)."""
+
+
+def build_symbol(config, graph):
+    """The network of ``config`` as the graph named ``graph`` (:data:`GRAPHS`)."""
     import symbols
     from symbols import common
-    conv_impl = 'auto' if se_impl == 'fast' else 'grouped'
+    se_impl, conv_impl = GRAPHS[graph]
     options = symbols.builder_options(config['network'])
     kwargs = {key: config[key] for key in ('num_layers', 'image_shape', 'num_group')
               if key in options and key in config}
@@ -166,9 +173,9 @@ def synthetic_batch(config, seed=0):
 def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts=1):
     """(training s/batch, inference s/batch) of ``config``'s network through ``Module``, each
     batch split over ``contexts`` CPU contexts. Training binds the graph built with
-    ``train_impl``, inference the one built with ``infer_impl`` (:func:`build_symbol`), with the
-    trained parameters: the defaults are what the trainers do, training the fast graph and
-    checkpointing the textbook one."""
+    ``train_impl``, inference the one built with ``infer_impl`` (:func:`build_symbol`; None: not
+    timed), with the trained parameters: the defaults are what the trainers do, training the fast
+    graph and checkpointing the textbook one."""
     import mxnet as mx
     data, label = synthetic_batch(config)
     batch = mx.io.DataBatch(data=[data], label=[label])
@@ -187,6 +194,8 @@ def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts
         train.update()
 
     train_time = median_time(train_step, run['warmup'], run['train_batches'])
+    if infer_impl is None:
+        return train_time, None
     arg_params, aux_params = train.get_params()
     infer = mx.mod.Module(build_symbol(config, infer_impl), context=devices)
     infer.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=False)
@@ -298,6 +307,11 @@ def run_benchmarks(args):
             LOG.info('this project %s, %s', title, split)
             add_pair('%s (this project, %s)' % (title, split), config,
                      time_in_child(1, key, run, contexts=threads), flops, gluon)
+        if key == 'imagenet':
+            LOG.info('this project %s without plain-layout boundaries, training', title)
+            add('train', '%s (this project without layout boundaries)' % title, config,
+                time_module(config, run, train_impl='fast-se-only', infer_impl=None)[0], flops,
+                gluon[0] if gluon is not None else None)
 
     # Small-image networks against their plain formulation on one context of --threads threads.
     for key, title in (('make-train', 'make-train SE-ResNeXt-14'),
