@@ -33,8 +33,9 @@ def fmnist_batch():
 def build(impl, **kwargs):
     """The network with the fast ('fast') or the textbook ('broadcast') SE block and grouped
     convolution (symbols.common.SE_IMPLS, GROUPED_CONV_IMPLS)."""
-    conv_impl = 'auto' if impl == 'fast' else 'grouped'
-    with common.se_implementation(impl), common.grouped_conv_implementation(conv_impl):
+    if impl == 'fast':
+        return symbols.get_symbol('se-resnext', **kwargs)
+    with common.textbook_graph():
         return symbols.get_symbol('se-resnext', **kwargs)
 
 
