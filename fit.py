@@ -21,7 +21,7 @@ import data
 import symbols
 import training_log
 from lr_schedule import CosineScheduler, EpochStepScheduler
-from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph
+from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
 
 LOG = logging.getLogger('senet')
 
@@ -396,13 +396,19 @@ def build_symbol(args):
     return symbols.get_symbol(args.network, args.num_classes, **kwargs)
 
 
-def training_symbols(args):
-    """(graph to train, graph to checkpoint) of ``args.network``, with the same parameters.
+def training_symbols(args, saved=None):
+    """(graph to train, graph to checkpoint), with the same parameters: of ``args.network``, or of
+    the textbook graph ``saved`` (fine-tune.py: a checkpoint's network with a new classifier).
 
     Checkpoints hold the textbook graph (symbols.common.textbook_graph). On the CPU training binds
-    the default fast forms, which avoid oneDNN's slow paths in MXNet 1.9.1; with ``--gpus`` it
-    binds the textbook graph as well, since those paths do not exist there.
+    the default fast forms, which avoid oneDNN's slow paths in MXNet 1.9.1 (for ``saved``:
+    symbols.common.training_graph); with ``--gpus`` it binds the textbook graph as well, since
+    those paths do not exist there.
     """
+    if saved is not None:
+        if args.gpus:
+            return saved, saved
+        return training_graph(saved, (1,) + tuple(args.image_shape)), saved
     with textbook_graph():
         saved = build_symbol(args)
     return (saved if args.gpus else build_symbol(args)), saved
@@ -530,7 +536,8 @@ def write_curve(args):
 def fit(args, symbol=None, arg_params=None, aux_params=None):
     """Train ``args.network`` as the parsed arguments say; returns the final validation metrics.
 
-    Fine-tuning passes ``symbol`` (used instead of ``args.network``'s) and initial ``arg_params``/
+    Fine-tuning passes ``symbol``, a textbook graph used instead of ``args.network``'s (trained in
+    its training form, :func:`training_symbols`), and initial ``arg_params``/
     ``aux_params``: the initializer fills only the parameters they lack (the new classifier).
     ``--retrain`` resumes from ``--model-prefix``'s checkpoint instead.
     """
@@ -557,10 +564,7 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
         raise UsageError('unknown --optimizer %r; choose one of: %s' % (
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
     try:
-        if symbol is None:
-            symbol, saved_symbol = training_symbols(args)
-        else:
-            saved_symbol = symbol
+        symbol, saved_symbol = training_symbols(args, symbol)
     except ValueError as err:
         raise UsageError(str(err)) from None
 

@@ -5,6 +5,7 @@ the process (the released SE-ResNeXt model's names are reproduced exactly).
 """
 import contextlib
 import contextvars
+import json
 
 import mxnet as mx
 
@@ -115,14 +116,18 @@ def grouped_conv(data, num_filter, in_channels, kernel, name, stride=1, num_grou
     """Bias-free 'same' convolution of ``in_channels`` inputs (may be None if ``num_group`` is 1)
     in ``num_group`` groups: :func:`conv`, under the 'auto' implementation (GROUPED_CONV_IMPLS)
     between plain-layout boundaries where a group's width is not a multiple of CHANNEL_BLOCK."""
-    narrow = num_group > 1 and (in_channels // num_group) % CHANNEL_BLOCK != 0
-    if _GROUPED_CONV_IMPL.get() == 'grouped' or not narrow:
+    if _GROUPED_CONV_IMPL.get() == 'grouped' or not _is_narrow(in_channels, num_group):
         return conv(data, num_filter, kernel, name, stride=stride, num_group=num_group,
                     workspace=workspace)
     data = plain_layout(data, name + '_plain_input')
     out = conv(data, num_filter, kernel, name, stride=stride, num_group=num_group,
                workspace=workspace)
     return plain_layout(out, name + '_plain_output')
+
+
+def _is_narrow(in_channels, num_group):
+    """A grouped convolution whose groups are not a multiple of CHANNEL_BLOCK channels wide."""
+    return num_group > 1 and (in_channels // num_group) % CHANNEL_BLOCK != 0
 
 
 def conv_bn(data, num_filter, kernel, conv_name, bn_name, stride=1, pad=None, num_group=1,
@@ -243,6 +248,71 @@ def _se_scale_fast(data, gate, name):
     gate = mx.sym.batch_dot(gate, ones, name=name + '_se_gate_map')
     gate = mx.sym.reshape_like(gate, data, name=name + '_se_gate_like')
     return mx.sym.elemwise_mul(data, gate, name=name + '_se_scale')
+
+
+def _symbol_creator(op):
+    """The ``mx.sym`` function that makes operator ``op`` (as a graph's JSON names it)."""
+    if op.startswith('_contrib_'):
+        return getattr(mx.sym.contrib, op[len('_contrib_'):])
+    return getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)  # pylint: disable=W0212
+
+
+def training_graph(symbol, data_shape):
+    """The training form of a textbook-graph ``symbol`` (a checkpoint's, see :func:`textbook_graph`).
+
+    Returns the same graph with every SE block in the 'fast' formulation and every narrow grouped
+    convolution between plain-layout boundaries, node for node what the builders make by default:
+    the same parameters and the same function. An SE block is a global average ``Pooling`` named
+    ``{block}_squeeze`` and a ``broadcast_mul`` of that pooling's input (this project's graphs and
+    the original repository's released model); anything else is kept as it is, so a graph already
+    in the training form comes back unchanged. ``data_shape`` is the shape of the input ``data``,
+    from which the convolutions' input channels are inferred.
+    """
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    arg_shapes, _, _ = symbol.infer_shape_partial(data=tuple(data_shape))
+    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
+    squeezes = {tuple(node['inputs'][0][:2]): index for index, node in enumerate(nodes)
+                if node['op'] == 'Pooling' and node['name'].endswith('_squeeze')
+                and node.get('attrs', {}).get('global_pool') == 'True'
+                and node.get('attrs', {}).get('pool_type') == 'avg'}
+    scales = {index: squeezes[tuple(node['inputs'][0][:2])] for index, node in enumerate(nodes)
+              if node['op'] == 'broadcast_mul' and tuple(node['inputs'][0][:2]) in squeezes}
+    blocks = {squeeze: nodes[squeeze]['name'][:-len('_squeeze')] for squeeze in scales.values()}
+    outputs, se_inputs = [], {}
+    for index, node in enumerate(nodes):
+        name, op, attrs = node['name'], node['op'], dict(node.get('attrs', {}))
+        inputs = [outputs[source][output] for source, output, _ in node['inputs']]
+        if op == 'null':
+            out = mx.sym.var(name)
+            if attrs:
+                out._set_attr(**attrs)  # pylint: disable=protected-access
+        elif index in blocks:
+            block = blocks[index]
+            se_inputs[index] = mx.sym.reshape(data=inputs[0], shape=(0, 0, 0, 0),
+                                              name=block + '_se_input')
+            out = mx.sym.contrib.AdaptiveAvgPooling2D(data=se_inputs[index], output_size=1,
+                                                      name=name)
+        elif index in scales:
+            gate_node = nodes[node['inputs'][1][0]]
+            gate = (outputs[gate_node['inputs'][0][0]][gate_node['inputs'][0][1]]
+                    if gate_node['op'] == 'Reshape' else
+                    mx.sym.reshape(data=inputs[1], shape=(0, 0), name=name + '_gate'))
+            out = _se_scale_fast(se_inputs[scales[index]], gate, blocks[scales[index]])
+        else:
+            groups = int(attrs.get('num_group', 1))
+            narrow = op == 'Convolution' and _is_narrow(
+                groups * shapes.get(name + '_weight', (0, 0))[1], groups)
+            bounded = narrow and inputs[0].name == name + '_plain_input'
+            if narrow and not bounded:
+                inputs[0] = plain_layout(inputs[0], name + '_plain_input')
+            user = {key: attrs.pop(key) for key in list(attrs) if key.startswith('__')}
+            out = _symbol_creator(op)(*inputs, name=name, attr=user or None, **attrs)
+            if narrow and not bounded:
+                out = plain_layout(out, name + '_plain_output')
+        outputs.append(out)
+    heads = [outputs[source][output] for source, output, _ in graph['heads']]
+    return heads[0] if len(heads) == 1 else mx.sym.Group(heads)
 
 
 def classifier_head(data, num_classes, drop_out=0.0, pool_name='pool1'):

@@ -4,6 +4,7 @@
 with the same parameters on real Fashion-MNIST images and compare every output and gradient.
 """
 import json
+import os
 
 import mxnet as mx
 import numpy as np
@@ -214,3 +215,39 @@ def test_default_is_fast_and_context_restores():
     with common.se_implementation('broadcast'):
         assert 'broadcast_mul' in op_names(common.se_block(x, 16, 'u'))
     assert 'broadcast_mul' not in op_names(common.se_block(x, 16, 'u'))
+
+
+@pytest.mark.parametrize('network,kwargs,data_shape', [
+    ('se-resnext', dict(num_layers=29, num_group=8, image_shape=(3, 32, 32)), (1, 3, 32, 32)),
+    ('se-resnext', dict(num_layers=50), (1, 3, 224, 224)),
+    ('se-resnet', dict(num_layers=50, version=2), (1, 3, 224, 224)),
+    ('se-inception-resnet-v2', dict(image_shape=(3, 75, 75)), (1, 3, 75, 75)),
+])
+def test_training_graph_of_a_textbook_graph_is_the_builders_fast_graph(network, kwargs,
+                                                                       data_shape):
+    """common.training_graph turns a checkpoint's textbook graph into exactly the graph the builder
+    makes for training (the same JSON, so the equivalence tests above cover it), and leaves that
+    graph as it is."""
+    with common.textbook_graph():
+        textbook = symbols.get_symbol(network, 10, **kwargs)
+    fast = symbols.get_symbol(network, 10, **kwargs)
+    assert textbook.tojson() != fast.tojson()
+    rewritten = common.training_graph(textbook, data_shape)
+    assert rewritten.tojson() == fast.tojson()
+    assert common.training_graph(rewritten, data_shape).tojson() == fast.tojson()
+
+
+def test_training_graph_of_the_original_released_model(fmnist_batch):
+    """The original repository's released SE-ResNeXt-50 graph (64 groups, its own operator names)
+    in its training form: no broadcast_mul left, boundaries around the 13 narrow grouped
+    convolutions, and the same outputs, gradients and BatchNorm statistics (float64, two real
+    images at 64x64)."""
+    from tests.conftest import SHARED
+    released = mx.sym.load(os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json'))
+    fast = common.training_graph(released, (1, 3, 224, 224))
+    ops = [node['op'] for node in json.loads(fast.tojson())['nodes']]
+    assert 'broadcast_mul' not in ops and ops.count('elemwise_mul') == 16
+    assert ops.count('slice_axis') == 2 * 13 + 16
+    pixels, labels = fmnist_batch
+    large = np.repeat(np.repeat(pixels[:2], 2, axis=2), 2, axis=3)
+    assert_same_training_step(fast, released, large, labels[:2], dtype=np.float64, rtol=1e-9)

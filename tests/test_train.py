@@ -162,3 +162,7 @@ def test_cpu_trains_the_fast_graph_and_every_checkpoint_holds_the_textbook_one(g
         assert ops(train_sym) == ops(saved_sym)
     else:
         assert fast <= ops(train_sym)
+    # Fine-tuning (fit.fit with a checkpoint's graph): the same choice, from that graph.
+    tuned_train, tuned_saved = fit.training_symbols(args, saved_sym)
+    assert tuned_saved is saved_sym
+    assert tuned_train.tojson() == (saved_sym if gpus else train_sym).tojson()
