@@ -21,10 +21,14 @@ import json
 import os
 import sys
 
-import numpy as np
+import threads
 
-import inference
-from fit import OneLineParser
+threads.configure(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from fit import OneLineParser  # noqa: E402
 
 INPUT_NAME = 'data'
 OUTPUT_NAME = 'softmax'

@@ -545,7 +545,10 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     if args.memonger:
         os.environ['MXNET_BACKWARD_DO_MIRROR'] = '1'
     contexts = make_contexts(args.gpus, args.cpus)
-    if args.cpus > 1 and 'OMP_NUM_THREADS' in os.environ:
+    if args.cpus == 1 and not args.gpus:
+        LOG.info('1 CPU context with OMP_NUM_THREADS=%s',
+                 os.environ.get('OMP_NUM_THREADS', "unset (MXNet's default)"))
+    elif args.cpus > 1 and 'OMP_NUM_THREADS' in os.environ:
         LOG.info('%d CPU contexts, each with OMP_NUM_THREADS=%s', args.cpus,
                  os.environ['OMP_NUM_THREADS'])
     elif args.cpus > 1:

@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 
+import threads
+
 LOG = logging.getLogger('launch')
 
 LOOPBACK = '127.0.0.1'
@@ -239,6 +241,7 @@ def launch(args):
             for role, name in plan_roles(args.num_servers, args.num_workers):
                 env = role_env(role, os.environ, LOOPBACK, port, args.num_servers,
                                args.num_workers, LOOPBACK, interface='lo')
+                env.update(local_threads(role, args.num_workers))
                 env.update(parse_env_options(args.env))
                 job.start(role, name, command, env)
         else:
@@ -268,6 +271,16 @@ def launch(args):
             raise
         raise LaunchError('cannot start the job: %s' % err) from None
     return job.wait(args.timeout)
+
+
+def local_threads(role, num_workers):
+    """``OMP_NUM_THREADS`` of one process of a job on this machine, unless it is set here: the
+    workers share the physical cores out (each trainer alone would take them all), the scheduler
+    and the servers, which only pass messages and sum gradients, get one thread."""
+    if 'OMP_NUM_THREADS' in os.environ:
+        return {}
+    count = max(1, threads.physical_cores() // num_workers) if role == 'worker' else 1
+    return {'OMP_NUM_THREADS': str(count)}
 
 
 def plan_roles(num_servers, num_workers, scheduler=True):

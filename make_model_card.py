@@ -24,11 +24,15 @@ import re
 import shutil
 import sys
 
-import checkpoint
-import data
-import fit
-import inference
-import training_log
+import threads
+
+threads.configure(sys.argv[1:])
+
+import checkpoint  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+import data  # noqa: E402
+import fit  # noqa: E402
+import inference  # noqa: E402
+import training_log  # noqa: E402
 
 MAX_PARAMS_BYTES = 20 * 1000 * 1000
 """Size limit of a params file committed under ``pretrained/``."""

@@ -111,6 +111,9 @@ def test_dist_sync_two_workers_agree_and_learn(fmnist_1k, fmnist_slice, tmp_path
     assert not leftovers
     assert 'all 2 workers exited with status 0' in err
     log = (tmp_path / 'log' / 'net.log').read_text()
+    if 'OMP_NUM_THREADS' not in os.environ:  # the two workers share this machine's cores out
+        threads = re.findall(r'1 CPU context with OMP_NUM_THREADS=(\d+)', log)
+        assert threads == [launch.local_threads('worker', 2)['OMP_NUM_THREADS']] * 2, log
 
     digests = by_worker(r'Epoch\[0\] Parameters sha256=([0-9a-f]{64})', log)
     assert set(digests) == {0, 1}, log
@@ -233,6 +236,19 @@ def test_ssh_command_quotes_environment_and_directory(tmp_path):
                          'node7']
     result = subprocess.run(['sh', '-c', argv[-1]], capture_output=True, text=True, timeout=30)
     assert result.stdout.splitlines() == [str(workdir), "it's two words"]
+
+
+def test_local_jobs_share_the_cores_out(monkeypatch):
+    """Workers on this machine split its physical cores, the scheduler and servers get one
+    thread each, and a user's OMP_NUM_THREADS is left alone."""
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.setattr(launch.threads, 'physical_cores', lambda: 8)
+    assert launch.local_threads('worker', 2) == {'OMP_NUM_THREADS': '4'}
+    assert launch.local_threads('worker', 16) == {'OMP_NUM_THREADS': '1'}
+    assert launch.local_threads('server', 2) == launch.local_threads('scheduler', 2) == {
+        'OMP_NUM_THREADS': '1'}
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    assert launch.local_threads('worker', 2) == {}
 
 
 def test_hostfile_parsing(tmp_path):

@@ -118,21 +118,40 @@ def test_cpus_gives_each_context_its_share_of_openmp_threads():
     assert threads.threads_per_context(['--cpus', '2'], cores=2) == 1
     assert threads.threads_per_context(['--depth', '14', '--cpus=4'], cores=16) == 4
     assert threads.threads_per_context(['--cpus', '3'], cores=2) == 1
-    assert threads.threads_per_context([], cores=2) is None
-    assert threads.threads_per_context(['--cpus', '2', '--gpus', '0'], cores=2) is None
+    assert threads.threads_per_context([], cores=2) == 2
+    assert threads.threads_per_context(['--cpus', '2', '--gpus', '0'], cores=2) == 2
     assert threads.threads_per_context(['--cpus', 'two'], cores=2) is None
 
 
-def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path):
+def test_physical_cores_counts_cores_not_hardware_threads(tmp_path):
+    """Two cores of two hardware threads each (logical CPUs 0-3): 2 cores, 1 when the process
+    may only run on CPUs 0 and 2 (one core's two threads); without core ids, the allowed CPUs."""
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('\n\n'.join('processor\t: %d\nphysical id\t: 0\ncore id\t\t: %d\n'
+                                    'siblings\t: 4' % (cpu, cpu % 2) for cpu in range(4)))
+    assert threads.physical_cores(str(cpuinfo), allowed={0, 1, 2, 3}) == 2
+    assert threads.physical_cores(str(cpuinfo), allowed={0, 2}) == 1
+    assert threads.physical_cores(str(tmp_path / 'missing'), allowed={0, 1, 2}) == 3
+    assert threads.physical_cores() >= 1
+
+
+@pytest.mark.parametrize('split', [[], ['--cpus', '2']])
+def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path, split):
+    """Unless the user sets OMP_NUM_THREADS, a trainer uses every physical core (MXNet alone would
+    take half the logical CPUs), shared out over --cpus contexts."""
     env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
     log = tmp_path / 'b.log'
     args = ['--benchmark', '--data-type', 'fashion-mnist', '--depth', '8', '--batch-size', '16',
-            '--cpus', '2', '--model-prefix', str(tmp_path / 'm'), '--log-file', str(log)]
+            '--model-prefix', str(tmp_path / 'm'), '--log-file', str(log)] + split
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'train_se_resnext_w_d.py')] + args,
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    expected = threads.threads_per_context(['--cpus', '2'])
-    assert '2 CPU contexts, each with OMP_NUM_THREADS=%d' % expected in log.read_text()
+    expected = threads.threads_per_context(split)
+    line = ('2 CPU contexts, each with OMP_NUM_THREADS=%d' if split else
+            '1 CPU context with OMP_NUM_THREADS=%d') % expected
+    assert line in log.read_text()
+    if not split:
+        assert expected == threads.physical_cores()
 
 
 def test_per_data_type_defaults_do_not_overwrite_given_values():
