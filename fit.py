@@ -355,6 +355,23 @@ def setup_logging(log_file):
     root.setLevel(logging.INFO)
 
 
+def discard_log(log_file):
+    """Delete ``log_file``, a log this run began, when it records no batch or epoch: the run
+    stopped at a usage error before training, and the file would only carry the rejected
+    arguments' name. A log with training in it is kept (e.g. a bad label found in epoch 3)."""
+    if log_file is None or not os.path.exists(log_file):
+        return
+    with open(log_file) as stream:
+        if 'Epoch[' in stream.read():
+            return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, 'senet_handler', False):
+            root.removeHandler(handler)
+            handler.close()
+    os.remove(log_file)
+
+
 def tag_worker_logs(rank, num_workers):
     """Put ``[worker RANK/NUM]`` in every line of the trainer's log handlers (distributed jobs)."""
     formatter = logging.Formatter('%%(asctime)s [worker %d/%d] %%(message)s' % (rank, num_workers))
@@ -766,11 +783,15 @@ def main(argv=None, description=None, networks=None, add_args=None, prepare=None
     if add_args is not None:
         add_args(parser)
     args = parser.parse_args(argv)
+    new_log = None
     try:
         resolve_args(args)
+        if not os.path.exists(args.log_file):
+            new_log = args.log_file
         setup_logging(args.log_file)
         fit(args, **(prepare(args) if prepare is not None else {}))
     except UsageError as err:
+        discard_log(new_log)
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
     except TrainingStopped as err:

@@ -47,6 +47,7 @@ SMALL = ['--data-type', 'fashion-mnist', '--depth', '11', '--num-group', '2', '-
 def test_bad_input_gives_one_line(args, fragments, tmp_path):
     result, errors = run_trainer(args, tmp_path)
     assert_one_line_error(result, errors, *fragments)
+    assert not (tmp_path / 'l' / 'net.log').exists()  # no log of a run that never started
 
 
 def test_missing_resume_epoch_lists_saved_ones(fmnist_slice, tmp_path):
@@ -68,3 +69,16 @@ def test_corrupt_rec_is_named(tmp_path):
             '--num-examples', '100', '--image-shape', '3,32,32', '--depth', '11']
     result, errors = run_trainer(args, tmp_path)
     assert_one_line_error(result, errors, str(bogus), 'not a RecordIO file')
+
+
+def test_a_log_with_training_in_it_survives_a_usage_error(tmp_path):
+    """fit.discard_log deletes the log of a run rejected before training, never one with epochs
+    in it (a bad label can surface in the middle of a run)."""
+    import fit
+    rejected, trained = tmp_path / 'rejected.log', tmp_path / 'trained.log'
+    rejected.write_text('2026-12-01 1 CPU context with OMP_NUM_THREADS=2\n')
+    trained.write_text('2026-12-01 Epoch[0] Train-accuracy=0.5\n')
+    fit.discard_log(str(rejected))
+    fit.discard_log(str(trained))
+    fit.discard_log(None)
+    assert not rejected.exists() and trained.exists()
