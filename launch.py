@@ -279,7 +279,7 @@ def local_threads(role, num_workers):
     and the servers, which only pass messages and sum gradients, get one thread."""
     if 'OMP_NUM_THREADS' in os.environ:
         return {}
-    count = max(1, threads.physical_cores() // num_workers) if role == 'worker' else 1
+    count = max(1, threads.usable_cores() // num_workers) if role == 'worker' else 1
     return {'OMP_NUM_THREADS': str(count)}
 
 

@@ -6,7 +6,8 @@ threads per core: on a machine without hyper-threading that leaves half the core
 at 224x224 trained at 5.2 instead of 8.2 img/s on 2 cores). MXNet runs each CPU context's operators
 on an engine thread of its own; small networks gain almost nothing from a second OpenMP thread but
 nearly double their speed when two contexts each run on one core. The scripts call
-:func:`configure` before importing MXNet; a user's ``OMP_NUM_THREADS`` always wins.
+:func:`configure` before importing MXNet; a user's ``OMP_NUM_THREADS`` always wins. Inside a
+container the cgroup's CPU quota caps the count (more threads than the quota's CPUs only wait).
 """
 import argparse
 import os
@@ -37,10 +38,39 @@ def physical_cores(cpuinfo='/proc/cpuinfo', allowed=None):
     return len(allowed) if allowed else (os.cpu_count() or 1)
 
 
+CGROUP_QUOTAS = (('/sys/fs/cgroup/cpu.max',),
+                 ('/sys/fs/cgroup/cpu/cpu.cfs_quota_us', '/sys/fs/cgroup/cpu/cpu.cfs_period_us'))
+"""cgroup v2's ``cpu.max`` (``quota period`` or ``max period``), and v1's quota and period files."""
+
+
+def cpu_quota(files=CGROUP_QUOTAS):
+    """CPUs' worth of time a container's cgroup quota allows (rounded up), or None without one."""
+    for paths in files:
+        try:
+            fields = []
+            for path in paths:
+                with open(path) as stream:
+                    fields += stream.read().split()
+            quota, period = int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if quota > 0 and period > 0:
+            return -(-quota // period)
+    return None
+
+
+def usable_cores():
+    """OpenMP threads that keep every core this process may use busy without oversubscribing:
+    the physical cores of its affinity mask, no more than a container's CPU quota."""
+    quota = cpu_quota()
+    cores = physical_cores()
+    return min(cores, quota) if quota else cores
+
+
 def threads_per_context(argv, cores=None):
-    """OpenMP threads per context for command line ``argv``: ``cores`` (default: the physical
-    cores) split evenly over ``--cpus N`` CPU contexts, all of them for one context or for
-    ``--gpus``; None when ``argv`` does not parse (the trainer reports that)."""
+    """OpenMP threads per context for command line ``argv``: ``cores`` (default: usable_cores())
+    split evenly over ``--cpus N`` CPU contexts, all of them for one context or for ``--gpus``;
+    None when ``argv`` does not parse (the trainer reports that)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('--cpus', type=int, default=1)
     parser.add_argument('--gpus', default='')
@@ -48,7 +78,7 @@ def threads_per_context(argv, cores=None):
         known, _ = parser.parse_known_args(argv)
     except SystemExit:
         return None
-    cores = cores or physical_cores()
+    cores = cores or usable_cores()
     if known.cpus <= 1 or known.gpus.strip():
         return cores
     return max(1, cores // known.cpus)

@@ -242,7 +242,7 @@ def test_local_jobs_share_the_cores_out(monkeypatch):
     """Workers on this machine split its physical cores, the scheduler and servers get one
     thread each, and a user's OMP_NUM_THREADS is left alone."""
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
-    monkeypatch.setattr(launch.threads, 'physical_cores', lambda: 8)
+    monkeypatch.setattr(launch.threads, 'usable_cores', lambda: 8)
     assert launch.local_threads('worker', 2) == {'OMP_NUM_THREADS': '4'}
     assert launch.local_threads('worker', 16) == {'OMP_NUM_THREADS': '1'}
     assert launch.local_threads('server', 2) == launch.local_threads('scheduler', 2) == {

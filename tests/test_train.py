@@ -135,6 +135,22 @@ def test_physical_cores_counts_cores_not_hardware_threads(tmp_path):
     assert threads.physical_cores() >= 1
 
 
+def test_a_containers_cpu_quota_caps_the_threads(tmp_path):
+    """cgroup v2 ``cpu.max`` and v1 quota/period files: 250000/100000 allows 3 CPUs; no quota
+    ('max', -1 or no files) gives None."""
+    v2, v1_quota, v1_period = (tmp_path / name for name in ('cpu.max', 'quota', 'period'))
+    v2.write_text('250000 100000\n')
+    assert threads.cpu_quota([(str(v2),)]) == 3
+    v2.write_text('max 100000\n')
+    v1_quota.write_text('-1\n')
+    v1_period.write_text('100000\n')
+    assert threads.cpu_quota([(str(v2),), (str(v1_quota), str(v1_period))]) is None
+    v1_quota.write_text('100000\n')
+    assert threads.cpu_quota([(str(v2),), (str(v1_quota), str(v1_period))]) == 1
+    assert threads.cpu_quota([(str(tmp_path / 'missing'),)]) is None
+    assert 1 <= threads.usable_cores() <= threads.physical_cores()
+
+
 @pytest.mark.parametrize('split', [[], ['--cpus', '2']])
 def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path, split):
     """Unless the user sets OMP_NUM_THREADS, a trainer uses every physical core (MXNet alone would
@@ -151,7 +167,7 @@ def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path, split):
             '1 CPU context with OMP_NUM_THREADS=%d') % expected
     assert line in log.read_text()
     if not split:
-        assert expected == threads.physical_cores()
+        assert expected == threads.usable_cores()
 
 
 def test_per_data_type_defaults_do_not_overwrite_given_values():
