@@ -301,8 +301,9 @@ def training_graph(symbol, data_shape):
             out = _se_scale_fast(se_inputs[scales[index]], gate, blocks[scales[index]])
         else:
             groups = int(attrs.get('num_group', 1))
-            narrow = op == 'Convolution' and _is_narrow(
-                groups * shapes.get(name + '_weight', (0, 0))[1], groups)
+            weight = (shapes.get(nodes[node['inputs'][1][0]]['name']) if op == 'Convolution'
+                      and len(node['inputs']) > 1 else None) or (0, 0)
+            narrow = op == 'Convolution' and _is_narrow(groups * weight[1], groups)
             bounded = narrow and inputs[0].name == name + '_plain_input'
             if narrow and not bounded:
                 inputs[0] = plain_layout(inputs[0], name + '_plain_input')
