@@ -108,8 +108,9 @@ def add_fit_args(parser):
     run.add_argument('--cpus', type=int, default=1,
                      help='without --gpus: split each batch over this many CPU contexts, as '
                           '--gpus does over GPUs; each context runs its operators on its own '
-                          'engine thread with cores/N OpenMP threads (a speed-up for small '
-                          'networks: set it to the number of cores)')
+                          'engine thread with physical cores / N OpenMP threads, unless '
+                          'OMP_NUM_THREADS is set (one context: every physical core); a speed-up '
+                          'for small networks: set it to the number of cores')
     run.add_argument('--kv-store', default='device', choices=KV_STORES,
                      help='key-value store for gradient aggregation; dist_* need launch.py')
     run.add_argument('--model-prefix', help='checkpoint prefix; default model/<net>-<data>-<depth>')
