@@ -5,6 +5,7 @@ the process (the released SE-ResNeXt model's names are reproduced exactly).
 """
 import contextlib
 import contextvars
+import functools
 import json
 
 import mxnet as mx
@@ -116,13 +117,17 @@ def grouped_conv(data, num_filter, in_channels, kernel, name, stride=1, num_grou
     """Bias-free 'same' convolution of ``in_channels`` inputs (may be None if ``num_group`` is 1)
     in ``num_group`` groups: :func:`conv`, under the 'auto' implementation (GROUPED_CONV_IMPLS)
     between plain-layout boundaries where a group's width is not a multiple of CHANNEL_BLOCK."""
-    if _GROUPED_CONV_IMPL.get() == 'grouped' or not _is_narrow(in_channels, num_group):
+    def make(data):
         return conv(data, num_filter, kernel, name, stride=stride, num_group=num_group,
                     workspace=workspace)
-    data = plain_layout(data, name + '_plain_input')
-    out = conv(data, num_filter, kernel, name, stride=stride, num_group=num_group,
-               workspace=workspace)
-    return plain_layout(out, name + '_plain_output')
+    if _GROUPED_CONV_IMPL.get() == 'grouped' or not _is_narrow(in_channels, num_group):
+        return make(data)
+    return _between_plain_layouts(make, data, name)
+
+
+def _between_plain_layouts(make, data, name):
+    """``make(data)`` (the operator ``name``) with its input and output :func:`plain_layout`."""
+    return plain_layout(make(plain_layout(data, name + '_plain_input')), name + '_plain_output')
 
 
 def _is_narrow(in_channels, num_group):
@@ -213,9 +218,7 @@ def se_block(data, num_filter, name, reduction=SE_REDUCTION, divisor=SE_DIVISOR,
         raise ValueError('unknown SE implementation %r; choose one of: %s'
                          % (impl, ', '.join(SE_IMPLS)))
     if impl == 'fast':
-        data = mx.sym.reshape(data=data, shape=(0, 0, 0, 0), name=name + '_se_input')
-        squeeze = mx.sym.contrib.AdaptiveAvgPooling2D(data=data, output_size=1,
-                                                      name=name + '_squeeze')
+        data, squeeze = _fast_squeeze(data, name)
     else:
         squeeze = mx.sym.Pooling(data=data, global_pool=True, kernel=(1, 1), pool_type='avg',
                                  name=name + '_squeeze')
@@ -233,6 +236,14 @@ def se_block(data, num_filter, name, reduction=SE_REDUCTION, divisor=SE_DIVISOR,
         return _se_scale_fast(data, excitation, name)
     gate = mx.sym.reshape(data=excitation, shape=(-1, num_filter, 1, 1), name=name + '_se_gate')
     return mx.sym.broadcast_mul(data, gate, name=name + '_se_scale')
+
+
+def _fast_squeeze(data, name):
+    """(``data`` reshaped to itself, its ``AdaptiveAvgPooling2D`` squeeze) of the 'fast' SE block
+    ``name``: the reshape converts oneDNN's blocked layout to the plain one once for all readers."""
+    data = mx.sym.reshape(data=data, shape=(0, 0, 0, 0), name=name + '_se_input')
+    return data, mx.sym.contrib.AdaptiveAvgPooling2D(data=data, output_size=1,
+                                                     name=name + '_squeeze')
 
 
 def _se_scale_fast(data, gate, name):
@@ -255,6 +266,14 @@ def _symbol_creator(op):
     if op.startswith('_contrib_'):
         return getattr(mx.sym.contrib, op[len('_contrib_'):])
     return getattr(mx.sym, op, None) or getattr(mx.sym._internal, op)  # pylint: disable=W0212
+
+
+def _recreate(op, name, attrs, other_inputs, *data):
+    """Operator ``op`` named ``name`` with the JSON attributes ``attrs`` (``__x__`` ones as the
+    node's attributes) on ``data`` (its first input, if it has any) and ``other_inputs``."""
+    user = {key: value for key, value in attrs.items() if key.startswith('__')}
+    params = {key: value for key, value in attrs.items() if key not in user}
+    return _symbol_creator(op)(*data, *other_inputs, name=name, attr=user or None, **params)
 
 
 def training_graph(symbol, data_shape):
@@ -288,11 +307,7 @@ def training_graph(symbol, data_shape):
             if attrs:
                 out._set_attr(**attrs)  # pylint: disable=protected-access
         elif index in blocks:
-            block = blocks[index]
-            se_inputs[index] = mx.sym.reshape(data=inputs[0], shape=(0, 0, 0, 0),
-                                              name=block + '_se_input')
-            out = mx.sym.contrib.AdaptiveAvgPooling2D(data=se_inputs[index], output_size=1,
-                                                      name=name)
+            se_inputs[index], out = _fast_squeeze(inputs[0], blocks[index])
         elif index in scales:
             gate_node = nodes[node['inputs'][1][0]]
             gate = (outputs[gate_node['inputs'][0][0]][gate_node['inputs'][0][1]]
@@ -304,13 +319,11 @@ def training_graph(symbol, data_shape):
             weight = (shapes.get(nodes[node['inputs'][1][0]]['name']) if op == 'Convolution'
                       and len(node['inputs']) > 1 else None) or (0, 0)
             narrow = op == 'Convolution' and _is_narrow(groups * weight[1], groups)
-            bounded = narrow and inputs[0].name == name + '_plain_input'
-            if narrow and not bounded:
-                inputs[0] = plain_layout(inputs[0], name + '_plain_input')
-            user = {key: attrs.pop(key) for key in list(attrs) if key.startswith('__')}
-            out = _symbol_creator(op)(*inputs, name=name, attr=user or None, **attrs)
-            if narrow and not bounded:
-                out = plain_layout(out, name + '_plain_output')
+            make = functools.partial(_recreate, op, name, attrs, inputs[1:])
+            if narrow and inputs[0].name != name + '_plain_input':
+                out = _between_plain_layouts(make, inputs[0], name)
+            else:
+                out = make(*inputs[:1])
         outputs.append(out)
     heads = [outputs[source][output] for source, output, _ in graph['heads']]
     return heads[0] if len(heads) == 1 else mx.sym.Group(heads)

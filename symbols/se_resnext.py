@@ -205,14 +205,11 @@ def network_plan(num_layers, image_shape, imagenet_units=None, widen_factor=1):
         raise ValueError('a widen factor applies to small-image networks (height <= %d), not to '
                          '%dx%d inputs' % (SMALL_IMAGE_MAX_SIDE, height, image_shape[2]))
     if small:
-        if num_layers >= 3 and (num_layers - 2) % 9 == 0:
-            per_stage = (num_layers - 2) // 9
-            outputs = tuple(widen_factor * out for out in SMALL_BOTTLENECK_OUTPUTS)
-            return (per_stage,) * 3, outputs, SMALL_STEM, True, True
-        if num_layers >= 3 and (num_layers - 2) % 6 == 0:
-            per_stage = (num_layers - 2) // 6
-            outputs = tuple(widen_factor * out for out in SMALL_BASIC_OUTPUTS)
-            return (per_stage,) * 3, outputs, SMALL_STEM, False, True
+        for period, outputs, bottle_neck in ((9, SMALL_BOTTLENECK_OUTPUTS, True),
+                                             (6, SMALL_BASIC_OUTPUTS, False)):
+            if num_layers >= 3 and (num_layers - 2) % period == 0:
+                return ((num_layers - 2) // period,) * 3, tuple(
+                    widen_factor * out for out in outputs), SMALL_STEM, bottle_neck, True
         raise ValueError('depth %d is not supported for %dx%d images: use a depth d with '
                          '(d-2) %% 9 == 0 (bottleneck: 11, 20, 29, 38, ...) or (d-2) %% 6 == 0 '
                          '(basic: 8, 14, 26, 32, ...)' % (num_layers, height, image_shape[2]))

@@ -13,6 +13,7 @@ import pytest
 import data
 import symbols
 from symbols import common
+from tests.conftest import SHARED
 
 RTOL = 1e-4
 """Largest accepted max|fast - plain| / max|plain| of any output or gradient."""
@@ -242,7 +243,6 @@ def test_training_graph_of_the_original_released_model(fmnist_batch):
     in its training form: no broadcast_mul left, boundaries around the 13 narrow grouped
     convolutions, and the same outputs, gradients and BatchNorm statistics (float64, two real
     images at 64x64)."""
-    from tests.conftest import SHARED
     released = mx.sym.load(os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json'))
     fast = common.training_graph(released, (1, 3, 224, 224))
     ops = [node['op'] for node in json.loads(fast.tojson())['nodes']]
