@@ -21,14 +21,14 @@ import json
 import os
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-from fit import OneLineParser  # noqa: E402
+from senet import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from senet.fit import OneLineParser  # noqa: E402
 
 INPUT_NAME = 'data'
 OUTPUT_NAME = 'softmax'

@@ -2,7 +2,7 @@
 
 The network is the pretrained checkpoint's graph with its classifier ``fc1`` (selected by that exact
 name) replaced by a freshly initialised one of ``--num-classes`` outputs; every other parameter
-starts from the checkpoint. Training is the shared trainer's (``fit.py``): the same flags, logs,
+starts from the checkpoint. Training is the shared trainer's (``senet/fit.py``): the same flags, logs,
 checkpoints and resume (``--model-load-epoch N --retrain`` continues a fine-tuning run). The
 network flags (``--network``, ``--depth``, ``--num-group``, ``--drop-out``, ...) do not apply: the
 graph comes from the checkpoint.
@@ -15,12 +15,11 @@ Example::
 """
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
-import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-import inference  # noqa: E402
+from senet import fit, inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 
 CLASSIFIER = 'fc1'
 CLASSIFIER_PARAMS = ('fc1_weight', 'fc1_bias')

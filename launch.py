@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-import threads
+from senet import threads
 
 LOG = logging.getLogger('launch')
 

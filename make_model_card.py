@@ -3,7 +3,7 @@
 Copies the symbol and params as ``<name>-symbol.json`` / ``<name>-NNNN.params`` and the training log
 as ``train.log``, measures top-1/top-5 on the test set with score.py's evaluation (every image of
 the ``.rec``, once), and writes ``card.json`` (machine-readable, read by predict.py, score.py and
-export_onnx.py; fields in inference.py) and ``README.md`` (the same for people). The network, data
+export_onnx.py; fields in senet/inference.py) and ``README.md`` (the same for people). The network, data
 type and input shape come from the log's ``arguments:`` line. ``train.log`` is the log from the last
 fresh run on (a resumed run appends to it; earlier runs into the same file are left out); the wall
 time is the time between the first and last line of each run in it, and ``curve.png`` its curve.
@@ -24,15 +24,12 @@ import re
 import shutil
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
-import checkpoint  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 import data  # noqa: E402
-import fit  # noqa: E402
-import inference  # noqa: E402
-import training_log  # noqa: E402
+from senet import checkpoint, fit, inference, training_log  # noqa: E402  (MXNet loads after threads)
 
 MAX_PARAMS_BYTES = 20 * 1000 * 1000
 """Size limit of a params file committed under ``pretrained/``."""

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-import training_log
+from senet import training_log
 
 
 def main(argv=None):

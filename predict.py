@@ -1,7 +1,7 @@
 """Classify image files with a trained checkpoint: the top-k classes and their probabilities.
 
 Images may be PNG, JPEG or anything else OpenCV decodes, of any size, gray or colour. They are
-prepared as the model card says (input size, gray or RGB, stretched or padded; see inference.py),
+prepared as the model card says (input size, gray or RGB, stretched or padded; see senet/inference.py),
 or as ``--image-shape``/``--color``/``--resize`` say for a checkpoint without a card.
 
 Examples::
@@ -12,14 +12,14 @@ Examples::
 """
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-from fit import OneLineParser  # noqa: E402
+from senet import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from senet.fit import OneLineParser  # noqa: E402
 
 MAX_BATCH = 32
 """Images are classified in batches of at most this many."""

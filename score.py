@@ -12,13 +12,13 @@ Examples::
 """
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
 import data  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-import inference  # noqa: E402
-from fit import OneLineParser  # noqa: E402
+from senet import inference  # noqa: E402
+from senet.fit import OneLineParser  # noqa: E402
 
 
 def build_parser():

@@ -13,11 +13,11 @@ Examples::
 """
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
-import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from senet import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 
 NETWORKS = ('se-inception-v4', 'se-inception-resnet-v2')
 """The registry networks this trainer offers as --network."""

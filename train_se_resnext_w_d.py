@@ -7,11 +7,11 @@ Examples::
 """
 import sys
 
-import threads
+from senet import threads
 
 threads.configure(sys.argv[1:])
 
-import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from senet import fit  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 
 
 def main(argv=None):

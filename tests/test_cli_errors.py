@@ -74,7 +74,7 @@ def test_corrupt_rec_is_named(tmp_path):
 def test_a_log_with_training_in_it_survives_a_usage_error(tmp_path):
     """fit.discard_log deletes the log of a run rejected before training, never one with epochs
     in it (a bad label can surface in the middle of a run)."""
-    import fit
+    from senet import fit
     rejected, trained = tmp_path / 'rejected.log', tmp_path / 'trained.log'
     rejected.write_text('2026-12-01 1 CPU context with OMP_NUM_THREADS=2\n')
     trained.write_text('2026-12-01 Epoch[0] Train-accuracy=0.5\n')

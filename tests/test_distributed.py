@@ -15,8 +15,8 @@ import mxnet as mx
 import pytest
 
 import data
-import fit
 import launch
+from senet import fit
 from tests.conftest import ROOT
 
 MARKER = 'SENET_LAUNCH_TEST'

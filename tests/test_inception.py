@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import data
-import fit
 import symbols
 import train_se_inception
+from senet import fit
 from symbols import common, inception_common
 from tests.conftest import assert_every_parameter_has_a_gradient
 

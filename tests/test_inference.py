@@ -20,7 +20,7 @@ import onnxruntime
 import pytest
 
 import data
-import inference
+from senet import inference
 from tests.conftest import ROOT, SLICE_TRAIN, run_script
 
 README_PREFIX = 'model/se-resnext-fashion-mnist-14'

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import data
-import fit
 import symbols
 import train_se_resnext_w_d
+from senet import fit
 
 BATCH = 64
 NET = ['--depth', '11', '--num-group', '2']

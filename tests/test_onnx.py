@@ -13,8 +13,8 @@ import pytest
 
 import data
 import export_onnx
-import inference
 import symbols
+from senet import inference
 
 NUM_IMAGES = 6
 NUM_CLASSES = 10

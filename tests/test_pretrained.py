@@ -8,8 +8,8 @@ import mxnet as mx
 import pytest
 
 import data
-import inference
 from pretrained import make_symbols
+from senet import inference
 from tests.conftest import ROOT
 
 PRETRAINED = os.path.join(ROOT, 'pretrained')

@@ -13,8 +13,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import checkpoint
 import data
+from senet import checkpoint
 from tests.conftest import ROOT, run_script, slice_args
 
 DETERMINISTIC = ['--aug-level', '0', '--frequent', '1', '--seed', '3', '--lr', '0.05']

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-import fit
 import symbols
+from senet import fit
 
 SHAPE = (3, 224, 224)
 

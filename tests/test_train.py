@@ -9,9 +9,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import fit
-import threads
 import train_se_resnext_w_d
+from senet import fit, threads
 from tests.conftest import ROOT, slice_args
 
 LR_LINE = re.compile(r'Epoch\[(\d+)\] Batch \[(\d+)-(\d+)\].*\tlr=([0-9.e-]+)')

@@ -2,7 +2,7 @@
 import struct
 import zlib
 
-import training_log
+from senet import training_log
 from tests.conftest import run_script
 
 

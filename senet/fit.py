@@ -16,11 +16,10 @@ import time
 
 import numpy as np
 
-import checkpoint
 import data
 import symbols
-import training_log
-from lr_schedule import CosineScheduler, EpochStepScheduler
+from senet import checkpoint, training_log
+from senet.lr_schedule import CosineScheduler, EpochStepScheduler
 from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
 
 LOG = logging.getLogger('senet')

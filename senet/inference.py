@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-import checkpoint
+from senet import checkpoint
 
 CARD_FILE = 'card.json'
 """The machine-readable model card inside a model directory."""
@@ -218,7 +218,7 @@ def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, 
     import mxnet as mx
 
     import data
-    import fit
+    from senet import fit
     image_shape = tuple(image_shape)
     num_classes = int(arg_params['fc1_bias'].shape[0]) if 'fc1_bias' in arg_params else None
     if num_classes is None:
