@@ -20,7 +20,7 @@ import data
 import symbols
 from senet import checkpoint, training_log
 from senet.lr_schedule import CosineScheduler, EpochStepScheduler
-from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
+from symbols import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
 
 LOG = logging.getLogger('senet')
 

@@ -266,7 +266,7 @@ def add_model_args(parser, preprocessing=True):
 
 def resolve_model(args):
     """(prefix, epoch, card or None, image_shape) from ``--model`` or ``--prefix/--epoch``."""
-    from symbols.common import parse_image_shape
+    from symbols import parse_image_shape
     if bool(args.model) == bool(args.prefix):
         raise InferenceError('give either --model DIR (a model directory with a card.json) or '
                              '--prefix P --epoch N')

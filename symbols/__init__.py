@@ -2,6 +2,10 @@
 import inspect
 
 from symbols import se_inception_resnet_v2, se_inception_v4, se_resnet, se_resnext, senet_154
+from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
+
+__all__ = ['NETWORKS', 'SMALL_IMAGE_MAX_SIDE', 'builder_options', 'get_symbol', 'min_image_size',
+           'parse_image_shape', 'textbook_graph', 'training_graph']
 
 NETWORKS = {
     'se-inception-resnet-v2': se_inception_resnet_v2,
