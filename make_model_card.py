@@ -154,7 +154,7 @@ def make_card(args):
     """Write the model directory; returns the card."""
     import mxnet as mx
 
-    from symbols.common import parse_image_shape
+    from symbols import parse_image_shape
     if not os.path.isfile(args.log):
         raise inference.InferenceError('log file %s does not exist' % args.log)
     symbol, arg_params, aux_params = inference.load_checkpoint(args.prefix, args.epoch)

@@ -153,7 +153,7 @@ boundaries around narrow grouped convolutions (to measure what they bring)."""
 def build_symbol(config, graph):
     """The network of ``config`` as the graph named ``graph`` (:data:`GRAPHS`)."""
     import symbols
-    from symbols import common
+    from symbols import cpu_fast as common
     se_impl, conv_impl = GRAPHS[graph]
     options = symbols.builder_options(config['network'])
     kwargs = {key: config[key] for key in ('num_layers', 'image_shape', 'num_group')

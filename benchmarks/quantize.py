@@ -53,7 +53,7 @@ def classifier(sym):
 def rebuild(args, num_classes):
     """The checkpoint's network rebuilt with the textbook SE formulation, logits only."""
     import symbols
-    from symbols import common
+    from symbols import cpu_fast as common
     kwargs = dict(image_shape=(3, args.image_size, args.image_size))
     if args.depth is not None:
         kwargs['num_layers'] = args.depth

@@ -10,7 +10,7 @@ import logging
 import os
 
 import symbols
-from symbols.common import textbook_graph
+from symbols import textbook_graph
 
 DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'imagenet')
 
@@ -41,7 +41,7 @@ def symbol_path(name, directory=DIRECTORY):
 
 def symbol_json(name):
     """The JSON text the builder produces for ``name`` (MXNet's ``Symbol.tojson``), in the textbook
-    form that checkpoints hold (symbols.common.textbook_graph)."""
+    form that checkpoints hold (symbols.textbook_graph)."""
     network, kwargs = IMAGENET_NETWORKS[name]
     with textbook_graph():
         return symbols.get_symbol(network, NUM_CLASSES, **kwargs).tojson()

@@ -2,7 +2,8 @@
 import inspect
 
 from symbols import se_inception_resnet_v2, se_inception_v4, se_resnet, se_resnext, senet_154
-from symbols.common import SMALL_IMAGE_MAX_SIDE, parse_image_shape, textbook_graph, training_graph
+from symbols.cpu_fast import textbook_graph, training_graph
+from symbols.layers import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
 __all__ = ['NETWORKS', 'SMALL_IMAGE_MAX_SIDE', 'builder_options', 'get_symbol', 'min_image_size',
            'parse_image_shape', 'textbook_graph', 'training_graph']
@@ -39,3 +40,4 @@ def min_image_size(network):
     """
     builder_options(network)
     return getattr(NETWORKS[network], 'MIN_IMAGE_SIZE', 1)
+

@@ -5,7 +5,7 @@ sequences of such units (:func:`conv_stack`) whose outputs are concatenated alon
 """
 import mxnet as mx
 
-from symbols.common import conv_bn, parse_image_shape
+from symbols.layers import conv_bn, parse_image_shape
 
 MIN_IMAGE_SIZE = 75
 """Smallest input side of both networks: their six 'VALID' 3x3 reductions (stride 2, 1, 2, 1, 2, 2

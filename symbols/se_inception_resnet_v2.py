@@ -26,7 +26,6 @@ the SE block (``{block}_excitation1``/``_excitation2``/``_se_scale``), ``{block}
 import mxnet as mx
 
 from symbols import inception_common
-from symbols.common import SE_REDUCTION, classifier_head, conv, data_input, se_block
 from symbols.inception_common import (
     DROP_OUT,
     SE_WIDTH_DIVISOR,
@@ -38,6 +37,7 @@ from symbols.inception_common import (
     max_pool,
     stem_convs,
 )
+from symbols.layers import SE_REDUCTION, classifier_head, conv, data_input, se_block
 
 RESIDUAL_STAGES = {
     'block35': (10, 320, 0.17),

@@ -21,7 +21,6 @@ and ``{block}_b{i}_pool``, the branches meet in ``{block}_concat``, and the SE b
 import mxnet as mx
 
 from symbols import inception_common
-from symbols.common import SE_REDUCTION, classifier_head, data_input, se_block
 from symbols.inception_common import (
     DROP_OUT,
     SE_WIDTH_DIVISOR,
@@ -33,6 +32,7 @@ from symbols.inception_common import (
     max_pool,
     stem_convs,
 )
+from symbols.layers import SE_REDUCTION, classifier_head, data_input, se_block
 
 MIN_IMAGE_SIZE = inception_common.MIN_IMAGE_SIZE
 """Smallest input side (75): the stem's and reductions' 'VALID' stride-2 convolutions end at 1x1."""

@@ -11,25 +11,28 @@ Two versions (``version``):
    the unit's first pre-activation, without BatchNorm.
 
 Both use basic (two 3x3) units at depths 18 and 34 and project a shortcut only where the shape
-changes (the original's version 2 also projected the first unit of ResNet-18/34, 64 to 64 channels).
-Depths, stems, small-image rule and layer names are SE-ResNeXt's (see ``symbols.se_resnext``): small
-images (height <= 32) take depth d with (d - 2) % 9 == 0 (bottleneck, outputs 64/128/256) or
-(d - 2) % 6 == 0 (basic, outputs 16/32/64).
+changes (deviation: the original's version 2 also projected the first unit of ResNet-18/34, 64 to
+64 channels). Depths, stems, small-image rule and layer names are those of
+:mod:`symbols.resnet_family`, without depth 269: small images (height <= 32) take depth d with
+(d - 2) % 9 == 0 (bottleneck, outputs 64/128/256) or (d - 2) % 6 == 0 (basic, outputs 16/32/64).
 """
 import mxnet as mx
 
-from symbols import se_resnext
-from symbols.common import SE_REDUCTION, batchnorm, classifier_head, data_input, parse_image_shape
+from symbols import resnet_family
+from symbols.layers import SE_REDUCTION, batchnorm, classifier_head, data_input, parse_image_shape
 
-IMAGENET_UNITS = {depth: units for depth, units in se_resnext.IMAGENET_UNITS.items()
+IMAGENET_UNITS = {depth: units for depth, units in resnet_family.IMAGENET_UNITS.items()
                   if depth in (18, 34, 50, 101, 152, 200)}
-"""Units per stage of the ImageNet networks: SE-ResNeXt's table without depth 269."""
+"""Units per stage of the ImageNet networks: the family's table without depth 269."""
 
 BOTTLENECK_WIDTH_RATIO = 4
 """Bottleneck width = output channels / 4 (ResNet's expansion)."""
 
-VERSIONS = (1, 2)
-"""1: post-activation units (the paper); 2: pre-activation units (the original repository)."""
+UNITS = {1: resnet_family.residual_unit, 2: resnet_family.preact_residual_unit}
+"""Version -> its residual unit: 1 post-activation (the paper), 2 pre-activation (the original
+repository)."""
+
+VERSIONS = tuple(sorted(UNITS))
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1, drop_out=0.0,
@@ -62,17 +65,16 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1,
         raise ValueError('se-resnet version %r is not supported; choose one of: %s'
                          % (version, ', '.join(map(str, VERSIONS))))
     image_shape = parse_image_shape(image_shape)
-    units, outputs, stem_width, bottle_neck, small = se_resnext.network_plan(
-        num_layers, image_shape, IMAGENET_UNITS, widen_factor=widen_factor)
+    plan = resnet_family.network_plan(num_layers, image_shape, IMAGENET_UNITS, widen_factor)
     preact = version == 2
+    shape = resnet_family.UnitShape(plan.bottle_neck, 1, BOTTLENECK_WIDTH_RATIO)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
-        body = se_resnext.stem(data_input(bn_mom), stem_width, small,
-                               activate=not (preact and small), **common)
-        body = se_resnext.residual_stages(body, units, outputs, stem_width,
-                                          bottle_neck=bottle_neck, num_group=1,
-                                          width_ratio=BOTTLENECK_WIDTH_RATIO, preact=preact,
-                                          reduction=reduction, **common)
+        body = resnet_family.stem(data_input(bn_mom), plan.stem_width, plan.small,
+                                  activate=not (preact and plan.small), **common)
+        body = resnet_family.residual_stages(body, plan.units, plan.outputs, plan.stem_width,
+                                             shape, unit=UNITS[version], reduction=reduction,
+                                             **common)
         if preact:
             body = batchnorm(body, 'bn1', bn_mom=bn_mom)
             body = mx.sym.Activation(data=body, act_type='relu', name='relu1')

@@ -6,8 +6,8 @@ outputs 256/512/1024/2048, each a 1x1 convolution to half the output width, a 3x
 BatchNorm, the residual add and ReLU. The stem is three 3x3 convolutions (64/2, 64, 128) with
 BatchNorm and ReLU, then a 3x3/2 max-pool; projection shortcuts are 3x3 where they downsample
 (stages 2-4) and 1x1 in stage 1; dropout (default 0.2) before ``fc1``. This follows the authors'
-released Caffe model, including its ceil-mode max-pool; layer names follow this repository's
-scheme (``conv0_1``..``conv0_3`` for the stem, ``stage{s}_unit{u}_*`` as in SE-ResNeXt).
+released Caffe model, including its ceil-mode max-pool; deviation: layer names follow this
+repository's scheme (``conv0_1``..``conv0_3`` for the stem, ``stage{s}_unit{u}_*`` as in SE-ResNeXt).
 
 The depth is fixed (the builder takes no ``num_layers``); any input of at least 32x32 works through
 the global pool. Train it with ``train_se_resnext_w_d.py --network senet-154 --drop-out 0.2`` (that
@@ -15,11 +15,10 @@ trainer's ``--drop-out`` defaults to 0; ``--num-group`` and ``--depth`` do not a
 """
 import mxnet as mx
 
-from symbols import se_resnext
-from symbols.common import (
+from symbols import resnet_family
+from symbols.layers import (
     SE_REDUCTION,
     classifier_head,
-    conv_bn,
     data_input,
     parse_image_shape,
 )
@@ -72,17 +71,11 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     if min(image_shape[1:]) < MIN_IMAGE_SIZE:
         raise ValueError('senet-154 needs inputs of at least %dx%d, got %dx%d'
                          % ((MIN_IMAGE_SIZE, MIN_IMAGE_SIZE) + tuple(image_shape[1:])))
+    shape = resnet_family.UnitShape(True, NUM_GROUP, BOTTLENECK_WIDTH_RATIO, conv2_to_output=True)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
-        body = data_input(bn_mom)
-        for index, (num_filter, stride) in enumerate(STEM, start=1):
-            body = conv_bn(body, num_filter, 3, 'conv0_%d' % index, 'bn0_%d' % index,
-                           stride=stride, act_name='relu0_%d' % index, **common)
-        body = mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pool_type='max',
-                              pooling_convention='full', name='pool0')
-        body = se_resnext.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0],
-                                          sc_kernels=SHORTCUT_KERNELS, bottle_neck=True,
-                                          num_group=NUM_GROUP,
-                                          width_ratio=BOTTLENECK_WIDTH_RATIO,
-                                          conv2_to_output=True, reduction=reduction, **common)
+        body = resnet_family.deep_stem(data_input(bn_mom), STEM, **common)
+        body = resnet_family.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0], shape,
+                                             sc_kernels=SHORTCUT_KERNELS, reduction=reduction,
+                                             **common)
         return classifier_head(body, num_classes, drop_out=drop_out)

@@ -12,7 +12,7 @@ import data
 import symbols
 import train_se_inception
 from senet import fit
-from symbols import common, inception_common
+from symbols import cpu_fast, inception_common
 from tests.conftest import assert_every_parameter_has_a_gradient
 
 INCEPTIONS = ('se-inception-v4', 'se-inception-resnet-v2')
@@ -51,7 +51,7 @@ def graph(sym):
 
 def se_scales(nodes):
     """Indices of SE products: x * reshape(sigmoid(FullyConnected(...))), as ``broadcast_mul``
-    or as ``elemwise_mul`` of ``broadcast_like(gate, x)`` (symbols.common.SE_IMPLS)."""
+    or as ``elemwise_mul`` of ``broadcast_like(gate, x)`` (symbols.cpu_fast.SE_IMPLS)."""
     found = []
     for index, node in enumerate(nodes):
         if node['op'] not in ('broadcast_mul', 'elemwise_mul'):
@@ -107,7 +107,7 @@ def textbook_graph(network):
     """Nodes of ``network`` built with the textbook SE formulation (``broadcast_mul(x, gate)``),
     whose first input is the SE input; the default formulation only differs in how it computes
     the same product (tests/test_se_equivalence.py)."""
-    with common.se_implementation('broadcast'):
+    with cpu_fast.se_implementation('broadcast'):
         return graph(symbols.get_symbol(network, 1000))
 
 

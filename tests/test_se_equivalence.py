@@ -1,7 +1,8 @@
 """The fast SE formulation computes the same outputs and gradients as the textbook one.
 
-``symbols.common.se_block`` builds either formulation (``SE_IMPLS``); these tests bind both graphs
-with the same parameters on real Fashion-MNIST images and compare every output and gradient.
+``symbols.layers.se_block`` builds either formulation (``symbols.cpu_fast.SE_IMPLS``); these tests
+bind both graphs with the same parameters on real Fashion-MNIST images and compare every output and
+gradient.
 """
 import json
 import os
@@ -12,7 +13,7 @@ import pytest
 
 import data
 import symbols
-from symbols import common
+from symbols import cpu_fast, layers
 from tests.conftest import SHARED
 
 RTOL = 1e-4
@@ -34,10 +35,10 @@ def fmnist_batch():
 
 def build(impl, **kwargs):
     """The network with the fast ('fast') or the textbook ('broadcast') SE block and grouped
-    convolution (symbols.common.SE_IMPLS, GROUPED_CONV_IMPLS)."""
+    convolution (symbols.cpu_fast.SE_IMPLS, GROUPED_CONV_IMPLS)."""
     if impl == 'fast':
         return symbols.get_symbol('se-resnext', **kwargs)
-    with common.textbook_graph():
+    with cpu_fast.textbook_graph():
         return symbols.get_symbol('se-resnext', **kwargs)
 
 
@@ -182,8 +183,8 @@ def test_se_block_gradients_match(shape):
     """Both formulations of one SE block: output and gradients w.r.t. input and parameters."""
     rng = np.random.RandomState(2)
     results = []
-    for impl in common.SE_IMPLS:
-        sym = common.se_block(mx.sym.Variable('data'), shape[1], 'u', impl=impl)
+    for impl in cpu_fast.SE_IMPLS:
+        sym = layers.se_block(mx.sym.Variable('data'), shape[1], 'u', impl=impl)
         exe = sym.simple_bind(mx.cpu(), data=shape)
         values = random_params(sym, shape, seed=3)
         values['data'] = np.random.RandomState(4).normal(0, 1, shape)
@@ -202,9 +203,9 @@ def test_se_block_gradients_match(shape):
 
 def test_unknown_se_implementation():
     with pytest.raises(ValueError, match='broadcast'):
-        common.se_block(mx.sym.Variable('x'), 16, 'u', impl='magic')
+        layers.se_block(mx.sym.Variable('x'), 16, 'u', impl='magic')
     with pytest.raises(ValueError, match='fast'):
-        with common.se_implementation('magic'):
+        with cpu_fast.se_implementation('magic'):
             pass
 
 
@@ -212,10 +213,10 @@ def test_default_is_fast_and_context_restores():
     def op_names(sym):
         return [node['op'] for node in json.loads(sym.tojson())['nodes']]
     x = mx.sym.Variable('x')
-    assert 'broadcast_mul' not in op_names(common.se_block(x, 16, 'u'))
-    with common.se_implementation('broadcast'):
-        assert 'broadcast_mul' in op_names(common.se_block(x, 16, 'u'))
-    assert 'broadcast_mul' not in op_names(common.se_block(x, 16, 'u'))
+    assert 'broadcast_mul' not in op_names(layers.se_block(x, 16, 'u'))
+    with cpu_fast.se_implementation('broadcast'):
+        assert 'broadcast_mul' in op_names(layers.se_block(x, 16, 'u'))
+    assert 'broadcast_mul' not in op_names(layers.se_block(x, 16, 'u'))
 
 
 @pytest.mark.parametrize('network,kwargs,data_shape', [
@@ -226,16 +227,16 @@ def test_default_is_fast_and_context_restores():
 ])
 def test_training_graph_of_a_textbook_graph_is_the_builders_fast_graph(network, kwargs,
                                                                        data_shape):
-    """common.training_graph turns a checkpoint's textbook graph into exactly the graph the builder
+    """cpu_fast.training_graph turns a checkpoint's textbook graph into exactly the graph the builder
     makes for training (the same JSON, so the equivalence tests above cover it), and leaves that
     graph as it is."""
-    with common.textbook_graph():
+    with cpu_fast.textbook_graph():
         textbook = symbols.get_symbol(network, 10, **kwargs)
     fast = symbols.get_symbol(network, 10, **kwargs)
     assert textbook.tojson() != fast.tojson()
-    rewritten = common.training_graph(textbook, data_shape)
+    rewritten = cpu_fast.training_graph(textbook, data_shape)
     assert rewritten.tojson() == fast.tojson()
-    assert common.training_graph(rewritten, data_shape).tojson() == fast.tojson()
+    assert cpu_fast.training_graph(rewritten, data_shape).tojson() == fast.tojson()
 
 
 def test_training_graph_of_the_original_released_model(fmnist_batch):
@@ -244,7 +245,7 @@ def test_training_graph_of_the_original_released_model(fmnist_batch):
     convolutions, and the same outputs, gradients and BatchNorm statistics (float64, two real
     images at 64x64)."""
     released = mx.sym.load(os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json'))
-    fast = common.training_graph(released, (1, 3, 224, 224))
+    fast = cpu_fast.training_graph(released, (1, 3, 224, 224))
     ops = [node['op'] for node in json.loads(fast.tojson())['nodes']]
     assert 'broadcast_mul' not in ops and ops.count('elemwise_mul') == 16
     assert ops.count('slice_axis') == 2 * 13 + 16

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import symbols
-from symbols import common, se_resnext
+from symbols import layers, se_resnext
 from tests.conftest import SHARED, assert_every_parameter_has_a_gradient
 
 COMPAT_JSON = os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json')
@@ -155,7 +155,7 @@ def test_drop_out_and_bn_mom_reach_the_graph():
 def test_se_block_matches_numpy():
     """The SE block computes x * sigmoid(W2 relu(W1 mean(x) + b1) + b2) channel-wise."""
     x = mx.sym.Variable('x')
-    sym = common.se_block(x, 32, 'u')
+    sym = layers.se_block(x, 32, 'u')
     rng = np.random.RandomState(1)
     values = {'x': rng.randn(3, 32, 5, 5), 'u_excitation1_weight': rng.randn(8, 32),
               'u_excitation1_bias': rng.randn(8), 'u_excitation2_weight': rng.randn(32, 8),
@@ -170,10 +170,10 @@ def test_se_block_matches_numpy():
 
 @pytest.mark.parametrize('channels,width', [(64, 8), (256, 16), (2048, 128), (1536, 96)])
 def test_se_width_rounding(channels, width):
-    assert common.se_width(channels) == width
+    assert layers.se_width(channels) == width
 
 
 @pytest.mark.parametrize('text', ['3,224', 'a,b,c', '3,0,32'])
 def test_bad_image_shape(text):
     with pytest.raises(ValueError, match='C,H,W'):
-        common.parse_image_shape(text)
+        layers.parse_image_shape(text)
