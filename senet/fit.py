@@ -240,7 +240,7 @@ def resolve_args(args):
         args.image_shape = parse_image_shape(args.image_shape)
     except ValueError as err:
         raise UsageError('--' + str(err).replace('_', '-')) from None
-    if args.depth is None:
+    if args.depth is None and symbols.fixed_depth(args.network) is None:
         small = args.image_shape[1] <= SMALL_IMAGE_MAX_SIDE
         args.depth = SMALL_IMAGE_DEPTH if small else IMAGENET_DEPTH
     if args.num_epochs is None:
@@ -251,7 +251,7 @@ def resolve_args(args):
     if args.data_dir is None:
         args.data_dir = os.path.join('.', 'data', args.data_type)
     tag = '%s-%s' % (args.network, args.data_type)
-    if 'num_layers' in symbols.builder_options(args.network):
+    if symbols.fixed_depth(args.network) is None:
         tag += '-%d' % args.depth
     if 'version' in symbols.builder_options(args.network) and args.version is not None:
         tag += '-v%d' % args.version
@@ -765,8 +765,7 @@ def benchmark(mod, args, context):
         if i >= BENCHMARK_WARMUP:
             times.append(time.time() - tic)
     speed = args.batch_size / float(np.median(times))
-    depth = ' depth %d' % args.depth if 'num_layers' in symbols.builder_options(args.network) \
-        else ''
+    depth = ' depth %d' % args.depth if symbols.fixed_depth(args.network) is None else ''
     LOG.info('benchmark: %s%s, batch %d, input %s: training %.2f img/s (median of %d '
              'batches)', args.network, depth, args.batch_size,
              'x'.join(map(str, args.image_shape)), speed, BENCHMARK_BATCHES)

@@ -1,12 +1,16 @@
-"""Network registry: CLI name -> builder module with ``get_symbol(num_classes, num_layers, ...)``."""
+"""Network registry: CLI name -> builder module with ``get_symbol(num_classes, num_layers, ...)``.
+
+A family with several depths lists them in its module's ``IMAGENET_UNITS``; a fixed-depth network
+declares its one ``DEPTH`` and accepts ``num_layers`` equal to it or None (:func:`fixed_depth`).
+"""
 import inspect
 
 from symbols import se_inception_resnet_v2, se_inception_v4, se_resnet, se_resnext, senet_154
 from symbols.cpu_fast import textbook_graph, training_graph
 from symbols.layers import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
-__all__ = ['NETWORKS', 'SMALL_IMAGE_MAX_SIDE', 'builder_options', 'get_symbol', 'min_image_size',
-           'parse_image_shape', 'textbook_graph', 'training_graph']
+__all__ = ['NETWORKS', 'SMALL_IMAGE_MAX_SIDE', 'builder_options', 'fixed_depth', 'get_symbol',
+           'min_image_size', 'parse_image_shape', 'textbook_graph', 'training_graph']
 
 NETWORKS = {
     'se-inception-resnet-v2': se_inception_resnet_v2,
@@ -41,3 +45,9 @@ def min_image_size(network):
     builder_options(network)
     return getattr(NETWORKS[network], 'MIN_IMAGE_SIZE', 1)
 
+
+def fixed_depth(network):
+    """The one depth of a fixed-depth ``network`` (its module's ``DEPTH``), or None for a family
+    built at several depths. Trainers name a run after its depth only when this is None."""
+    builder_options(network)
+    return getattr(NETWORKS[network], 'DEPTH', None)

@@ -53,6 +53,17 @@ def parse_image_shape(image_shape):
     return shape
 
 
+def check_fixed_depth(network, num_layers, depth):
+    """Raise ValueError unless ``num_layers`` is None or ``depth``, the one depth of ``network``.
+
+    A fixed depth counts, as ResNet-50's 50 does, the convolutions and fully connected layers on
+    the network's longest path from ``data`` to ``fc1``, SE layers excepted.
+    """
+    if num_layers is not None and num_layers != depth:
+        raise ValueError('depth %r is not supported: %s has the fixed depth %d (leave the depth '
+                         'unset or give %d)' % (num_layers, network, depth, depth))
+
+
 def batchnorm(data, name, bn_mom=0.9, fix_gamma=False):
     """BatchNorm with the project's constants."""
     return mx.sym.BatchNorm(data=data, fix_gamma=fix_gamma, eps=BN_EPS, momentum=bn_mom, name=name)

@@ -37,7 +37,14 @@ from symbols.inception_common import (
     max_pool,
     stem_convs,
 )
-from symbols.layers import SE_REDUCTION, classifier_head, conv, data_input, se_block
+from symbols.layers import (
+    SE_REDUCTION,
+    check_fixed_depth,
+    classifier_head,
+    conv,
+    data_input,
+    se_block,
+)
 
 RESIDUAL_STAGES = {
     'block35': (10, 320, 0.17),
@@ -45,6 +52,10 @@ RESIDUAL_STAGES = {
     'block8': (10, 2080, 0.20),
 }
 """Residual stage -> (blocks, channels, scale of the residual branch before the add)."""
+
+DEPTH = 176
+"""The one depth: the longest chain of convolutions (stem 8, 4 in each of the 40 residual blocks
+with their up convolution, 3 in each reduction, ``conv7b``) and ``fc1``: 8 + 160 + 6 + 1 + 1."""
 
 MIN_IMAGE_SIZE = inception_common.MIN_IMAGE_SIZE
 """Smallest input side (75): the stem's and reductions' 'VALID' stride-2 convolutions end at 1x1."""
@@ -147,14 +158,16 @@ def residual_block(data, kind, name, num_filter, scale, activate=True, reduction
     return out
 
 
-def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9,
-               workspace=512, reduction=SE_REDUCTION):
+def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out=DROP_OUT,
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
     """Build SE-Inception-ResNet-v2 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
     ----------
     num_classes : int
         Outputs of ``fc1``.
+    num_layers : int or None
+        Depth: ``DEPTH`` (176) or None; any other raises ValueError.
     image_shape : tuple or str
         (C, H, W) or ``'C,H,W'``; H and W at least ``MIN_IMAGE_SIZE`` (75). 299 or 224 for ImageNet.
     drop_out : float
@@ -166,6 +179,7 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
+    check_fixed_depth('se-inception-resnet-v2', num_layers, DEPTH)
     check_image_shape(image_shape, 'se-inception-resnet-v2')
     common = dict(bn_mom=bn_mom, workspace=workspace)
 

@@ -32,7 +32,17 @@ from symbols.inception_common import (
     max_pool,
     stem_convs,
 )
-from symbols.layers import SE_REDUCTION, classifier_head, data_input, se_block
+from symbols.layers import (
+    SE_REDUCTION,
+    check_fixed_depth,
+    classifier_head,
+    data_input,
+    se_block,
+)
+
+DEPTH = 76
+"""The one depth: the longest chain of convolutions (stem 9, Inception-A 3, Reduction-A 3,
+Inception-B 5, Reduction-B 4, Inception-C 4) and ``fc1``: 9 + 4x3 + 3 + 7x5 + 4 + 3x4 + 1."""
 
 MIN_IMAGE_SIZE = inception_common.MIN_IMAGE_SIZE
 """Smallest input side (75): the stem's and reductions' 'VALID' stride-2 convolutions end at 1x1."""
@@ -113,14 +123,16 @@ def inception_c(data, name, **common):
 INCEPTION_MODULES = {'a': inception_a, 'b': inception_b, 'c': inception_c}
 
 
-def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9,
-               workspace=512, reduction=SE_REDUCTION):
+def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out=DROP_OUT,
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
     """Build SE-Inception-v4 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
     ----------
     num_classes : int
         Outputs of ``fc1``.
+    num_layers : int or None
+        Depth: ``DEPTH`` (76) or None; any other raises ValueError.
     image_shape : tuple or str
         (C, H, W) or ``'C,H,W'``; H and W at least ``MIN_IMAGE_SIZE`` (75). 299 or 224 for ImageNet.
     drop_out : float
@@ -132,6 +144,7 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
+    check_fixed_depth('se-inception-v4', num_layers, DEPTH)
     check_image_shape(image_shape, 'se-inception-v4')
     common = dict(bn_mom=bn_mom, workspace=workspace)
 

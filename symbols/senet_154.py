@@ -9,19 +9,23 @@ BatchNorm and ReLU, then a 3x3/2 max-pool; projection shortcuts are 3x3 where th
 released Caffe model, including its ceil-mode max-pool; deviation: layer names follow this
 repository's scheme (``conv0_1``..``conv0_3`` for the stem, ``stage{s}_unit{u}_*`` as in SE-ResNeXt).
 
-The depth is fixed (the builder takes no ``num_layers``); any input of at least 32x32 works through
-the global pool. Train it with ``train_se_resnext_w_d.py --network senet-154 --drop-out 0.2`` (that
-trainer's ``--drop-out`` defaults to 0; ``--num-group`` and ``--depth`` do not apply).
+The depth is fixed (``num_layers`` is 154 or None); any input of at least 32x32 works through the
+global pool. Train it with ``train_se_resnext_w_d.py --network senet-154 --drop-out 0.2`` (that
+trainer's ``--drop-out`` defaults to 0; ``--num-group`` does not apply, and ``--depth`` only as 154).
 """
 import mxnet as mx
 
 from symbols import resnet_family
 from symbols.layers import (
     SE_REDUCTION,
+    check_fixed_depth,
     classifier_head,
     data_input,
     parse_image_shape,
 )
+
+DEPTH = 154
+"""The one depth: 3 stem convolutions, 3 per unit in 50 units, and ``fc1``."""
 
 UNITS = (3, 8, 36, 3)
 """Units per stage."""
@@ -48,14 +52,16 @@ MIN_IMAGE_SIZE = 32
 """Smallest input side: 32x32 leaves 1x1 after the last stage."""
 
 
-def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom=0.9, workspace=512,
-               reduction=SE_REDUCTION):
+def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out=DROP_OUT,
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
     """Build SENet-154 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
     ----------
     num_classes : int
         Outputs of ``fc1``.
+    num_layers : int or None
+        Depth: ``DEPTH`` (154) or None; any other raises ValueError.
     image_shape : tuple or str
         (C, H, W) or ``'C,H,W'``; 224x224 for ImageNet, at least ``MIN_IMAGE_SIZE`` (32).
     drop_out : float
@@ -67,6 +73,7 @@ def get_symbol(num_classes, image_shape=(3, 224, 224), drop_out=DROP_OUT, bn_mom
     reduction : int
         SE reduction ratio.
     """
+    check_fixed_depth('senet-154', num_layers, DEPTH)
     image_shape = parse_image_shape(image_shape)
     if min(image_shape[1:]) < MIN_IMAGE_SIZE:
         raise ValueError('senet-154 needs inputs of at least %dx%d, got %dx%d'

@@ -1,4 +1,5 @@
-"""Shared fixtures: small real Fashion-MNIST slices and a way to run the trainers as processes."""
+"""Shared fixtures: small real Fashion-MNIST slices, a way to run the trainers as processes, the
+original SENet.mxnet's released SE-ResNeXt-50 graph, and parameter counting."""
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared')
+RELEASED_JSON = os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json')
 
 SLICE_TRAIN = 512
 SLICE_VAL = 256
@@ -25,6 +27,28 @@ def fmnist_slice(tmp_path_factory):
         paths[split] = data.write_indexed_rec(str(directory / (split + '.rec')),
                                               data.to_rgb32(images[:count]), labels[:count])
     return paths
+
+
+@pytest.fixture(scope='session')
+def released_json():
+    """Path of the original SENet.mxnet's released SE-ResNeXt-50 symbol JSON (64 groups, its own
+    operator names); tests that need it skip where it is not beside this checkout."""
+    if not os.path.isfile(RELEASED_JSON):
+        pytest.skip('the released SE-ResNeXt-50 symbol JSON is not at %s' % RELEASED_JSON)
+    return RELEASED_JSON
+
+
+def trainable_parameters(sym, image_shape=(3, 224, 224)):
+    """Name -> number of values of each trainable argument of ``sym`` for ``image_shape`` inputs,
+    without ``bn_data_*`` (the input BatchNorm, which peer models such as timm's do not have)."""
+    shapes, _, _ = sym.infer_shape(data=(1,) + tuple(image_shape))
+    return {name: int(np.prod(shape)) for name, shape in zip(sym.list_arguments(), shapes)
+            if name not in ('data', 'softmax_label') and not name.startswith('bn_data')}
+
+
+def parameter_count(sym, image_shape=(3, 224, 224)):
+    """Trainable parameters of ``sym`` as tests/counts.py pins them (:func:`trainable_parameters`)."""
+    return sum(trainable_parameters(sym, image_shape).values())
 
 
 def slice_args(fmnist_slice, tmp_path, depth=11, num_group=2, batch_size=64, epochs=2):

@@ -1,8 +1,8 @@
 """Every registered network at every depth: output shape, pinned counts, gradients, classes, depths.
 
-Parametrized over ``symbols.NETWORKS``. A builder that takes ``num_layers`` is tested at every depth
+Parametrized over ``symbols.NETWORKS``. A family built at several depths is tested at every depth
 of its module's ``IMAGENET_UNITS`` (and at every entry of ``VERSIONS`` if it takes ``version``); a
-fixed-depth network (no ``num_layers``) once, with its defaults. Full-size networks are checked by
+fixed-depth network (its module's ``DEPTH``) once, with its defaults. Full-size networks are checked by
 shape inference only; gradients are computed on small inputs: the small-image depths of the
 residual families (32x32) and their ImageNet layout at 64x64, and each fixed-depth network at its
 module's ``MIN_IMAGE_SIZE`` (32 when it declares none).
@@ -15,49 +15,10 @@ import numpy as np
 import pytest
 
 import symbols
-from tests.conftest import assert_every_parameter_has_a_gradient
+from tests.conftest import assert_every_parameter_has_a_gradient, parameter_count
+from tests.counts import PARAMETER_COUNTS
 
 IMAGENET_SHAPE = (3, 224, 224)
-
-# Trainable arguments for 1000 classes, excluding bn_data_* (SPEC §3), keyed by (network, depth or
-# None for a fixed-depth network, extra builder arguments as 'key=value,...'; '' = the defaults).
-PINNED_COUNTS = {
-    # timm seresnext50_32x4d / seresnext101_32x4d, Cadene's se_resnext*_32x4d (SPEC §3.1).
-    ('se-resnext', 50, ''): 27559896,
-    ('se-resnext', 101, ''): 48955416,
-    # timm seresnet18 / seresnet34: basic units have no groups, so they equal SE-ResNet (SPEC §3.1).
-    ('se-resnext', 18, ''): 11779624,
-    ('se-resnext', 34, ''): 21960416,
-    # The original's released SE-ResNeXt-50 (64 groups): its symbol JSON in ../shared/compat has
-    # these shapes (test_se_resnext.test_released_model_names_and_shapes).
-    ('se-resnext', 50, 'num_group=64'): 26852568,
-    # No peer implementation: regression pins of this builder, unchanged since it was written.
-    ('se-resnext', 152, ''): 66580440,
-    ('se-resnext', 200, ''): 71635416,
-    ('se-resnext', 269, ''): 113753112,
-    # timm seresnet18/34/50/101/152 (SPEC §3.2, issue 5).
-    ('se-resnet', 18, 'version=1'): 11779624,
-    ('se-resnet', 34, 'version=1'): 21960416,
-    ('se-resnet', 50, 'version=1'): 28088024,
-    ('se-resnet', 101, 'version=1'): 49326872,
-    ('se-resnet', 152, 'version=1'): 66821848,
-    # No peer implementation (timm's seresnet200d has a deep stem): regression pin.
-    ('se-resnet', 200, 'version=1'): 71835864,
-    # Pre-activation: no peer implementation with SE biases and this shortcut rule; regression pins,
-    # checked by hand against version 1, which has 2 x (C_last - C_stem + projected channels - 2048)
-    # more BatchNorm parameters: 1,664 at depth 18, 7,552 at depth 50.
-    ('se-resnet', 18, 'version=2'): 11777960,
-    ('se-resnet', 34, 'version=2'): 21958752,
-    ('se-resnet', 50, 'version=2'): 28080472,
-    ('se-resnet', 101, 'version=2'): 49319320,
-    ('se-resnet', 152, 'version=2'): 66814296,
-    ('se-resnet', 200, 'version=2'): 71828312,
-    # Cadene's senet154 (a port of the authors' Caffe model) and timm's legacy_senet154 (issue 5).
-    ('senet-154', None, ''): 115088984,
-    # Inception-v4 / Inception-ResNet-v2 backbones (timm) + SE blocks (SPEC §3.3, §3.4).
-    ('se-inception-v4', None, ''): 44569928,
-    ('se-inception-resnet-v2', None, ''): 64387444,
-}
 
 SMALL_DEPTHS = (8, 11)
 """Small-image depths for gradients: one basic and one bottleneck unit per stage."""
@@ -75,7 +36,7 @@ def declared_configurations(network):
     """(network, depth, extra) for every depth (and version) the network's module declares."""
     module = symbols.NETWORKS[network]
     options = symbols.builder_options(network)
-    depths = sorted(module.IMAGENET_UNITS) if 'num_layers' in options else [None]
+    depths = [None] if symbols.fixed_depth(network) is not None else sorted(module.IMAGENET_UNITS)
     extras = ['version=%d' % v for v in module.VERSIONS] if 'version' in options else ['']
     return [(network, depth, extra) for depth in depths for extra in extras]
 
@@ -87,7 +48,7 @@ def key_order(key):
 
 CONFIGURATIONS = sorted(
     {key for network in symbols.NETWORKS for key in declared_configurations(network)}
-    | {key for key in PINNED_COUNTS if key[0] in symbols.NETWORKS}, key=key_order)
+    | {key for key in PARAMETER_COUNTS if key[0] in symbols.NETWORKS}, key=key_order)
 """Every declared network/depth/version, plus the pinned variants (e.g. 64 groups)."""
 
 
@@ -102,7 +63,7 @@ def gradient_configurations():
     for network, module in sorted(symbols.NETWORKS.items()):
         options = symbols.builder_options(network)
         extras = ['version=%d' % v for v in module.VERSIONS] if 'version' in options else ['']
-        if 'num_layers' in options:
+        if symbols.fixed_depth(network) is None:
             configs += [(network, depth, extra, (3, 32, 32))
                         for depth in SMALL_DEPTHS for extra in extras]
             configs += [(network, depth, extra, (3, 64, 64))
@@ -128,11 +89,6 @@ def argument_shapes(sym, image_shape=IMAGENET_SHAPE, batch=1):
     return dict(zip(sym.list_arguments(), shapes))
 
 
-def parameter_count(sym):
-    return sum(int(np.prod(shape)) for name, shape in argument_shapes(sym).items()
-               if name not in ('data', 'softmax_label') and not name.startswith('bn_data'))
-
-
 def test_every_network_is_covered():
     covered = {key[0] for key in CONFIGURATIONS}
     assert covered == set(symbols.NETWORKS)
@@ -152,9 +108,9 @@ def test_output_shape(key):
 
 @pytest.mark.parametrize('key', CONFIGURATIONS, ids=config_id)
 def test_parameter_count_is_pinned(key):
-    assert key in PINNED_COUNTS, 'no pinned count for %s: add one to PINNED_COUNTS, citing its ' \
-                                 'source' % (key,)
-    assert parameter_count(build(key)) == PINNED_COUNTS[key]
+    assert key in PARAMETER_COUNTS, 'no pinned count for %s: add one to tests/counts.py, citing ' \
+                                    'its source' % (key,)
+    assert parameter_count(build(key)) == PARAMETER_COUNTS[key]
 
 
 def initialised_executor(sym, image_shape, batch, num_classes, seed=0):
@@ -206,7 +162,7 @@ def test_num_classes_changes_only_fc1(network):
     assert b['fc1_weight'][0] == 37 and b['fc1_bias'] == (37,)
 
 
-DEPTH_NETWORKS = sorted(n for n in symbols.NETWORKS if 'num_layers' in symbols.builder_options(n))
+DEPTH_NETWORKS = sorted(n for n in symbols.NETWORKS if symbols.fixed_depth(n) is None)
 FIXED_DEPTH_NETWORKS = sorted(set(symbols.NETWORKS) - set(DEPTH_NETWORKS))
 
 
@@ -232,9 +188,53 @@ def test_unsupported_small_image_depth_names_the_rule(network, depth):
 
 
 @pytest.mark.parametrize('network', FIXED_DEPTH_NETWORKS)
-def test_fixed_depth_network_rejects_a_depth(network):
-    with pytest.raises(TypeError, match='num_layers'):
-        symbols.get_symbol(network, 10, num_layers=50)
+@pytest.mark.parametrize('depth', [50, 0, 1000])
+def test_fixed_depth_network_rejects_another_depth(network, depth):
+    """The error names the depth asked for, the network and its one depth."""
+    fixed = symbols.NETWORKS[network].DEPTH
+    with pytest.raises(ValueError) as err:
+        symbols.get_symbol(network, 10, num_layers=depth)
+    message = str(err.value)
+    assert 'depth %d' % depth in message and network in message
+    assert 'fixed depth %d' % fixed in message
+
+
+@pytest.mark.parametrize('network', FIXED_DEPTH_NETWORKS)
+def test_fixed_depth_network_accepts_its_depth_or_none(network):
+    """Every builder takes ``num_layers``; a fixed-depth one builds the same graph with its own
+    depth as with None or without it."""
+    assert 'num_layers' in symbols.builder_options(network)
+    side = getattr(symbols.NETWORKS[network], 'MIN_IMAGE_SIZE', 32)
+    kwargs = dict(image_shape=(3, side, side))
+    default = symbols.get_symbol(network, 10, **kwargs).tojson()
+    assert symbols.get_symbol(network, 10, num_layers=None, **kwargs).tojson() == default
+    depth = symbols.fixed_depth(network)
+    assert symbols.get_symbol(network, 10, num_layers=depth, **kwargs).tojson() == default
+
+
+def weighted_depth(sym):
+    """Convolutions and fully connected layers on the longest path from ``data`` to the output,
+    SE layers excepted: the count that names ResNet-50 (He et al. 2016) and SENet-154."""
+    nodes = json.loads(sym.tojson())['nodes']
+    depths = []
+    for node in nodes:
+        weighted = node['op'] in ('Convolution', 'FullyConnected') and \
+            '_excitation' not in node['name']
+        depths.append(int(weighted) + max([depths[source] for source, _, _ in node['inputs']],
+                                          default=0))
+    return depths[-1]
+
+
+@pytest.mark.parametrize('network,depth', [('se-resnext', 50), ('se-resnext', 18),
+                                           ('se-resnet', 101), ('se-resnext', 29)]
+                         + [(network, None) for network in FIXED_DEPTH_NETWORKS])
+def test_depth_counts_the_weighted_layers(network, depth):
+    """A family's depth and a fixed-depth network's DEPTH count the same layers of the graph."""
+    kwargs = {} if depth is None else dict(num_layers=depth)
+    if depth == 29:
+        kwargs['image_shape'] = (3, 32, 32)
+    sym = symbols.get_symbol(network, 10, **kwargs)
+    assert weighted_depth(sym) == (symbols.fixed_depth(network) if depth is None else depth)
 
 
 def smallest_build(network):

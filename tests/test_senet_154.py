@@ -5,6 +5,7 @@ import pytest
 
 import symbols
 from senet import fit
+from tests.conftest import run_script
 
 SHAPE = (3, 224, 224)
 
@@ -68,3 +69,22 @@ def test_trained_through_the_se_resnext_trainer():
     assert args.model_prefix.endswith('senet-154-imagenet')
     nodes = [node['name'] for node in json.loads(fit.build_symbol(args).tojson())['nodes']]
     assert 'dp1' in nodes and 'conv0_3' in nodes and 'stage3_unit36_excitation2' in nodes
+
+
+@pytest.mark.parametrize('depth', [None, 154])
+def test_builder_takes_its_own_depth(depth, senet):
+    sym, _, _ = senet
+    assert symbols.get_symbol('senet-154', 1000, num_layers=depth).tojson() == sym.tojson()
+
+
+def test_trainer_refuses_another_depth_in_one_line(tmp_path):
+    """``--depth 50 --network senet-154`` stops before training with one line naming 154, and
+    leaves no log behind."""
+    log = tmp_path / 'log' / 'net.log'
+    result = run_script('train_se_resnext_w_d.py', [
+        '--network', 'senet-154', '--depth', '50', '--num-classes', '10', '--benchmark',
+        '--model-prefix', str(tmp_path / 'model' / 'net'), '--log-file', str(log)], timeout=300)
+    errors = [line for line in result.stderr.splitlines() if 'error' in line]
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
+    assert len(errors) == 1 and 'depth 50' in errors[0] and 'fixed depth 154' in errors[0], errors
+    assert not log.exists()
