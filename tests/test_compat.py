@@ -11,9 +11,8 @@ import shutil
 import mxnet as mx
 import numpy as np
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT
 
-RELEASED_JSON = os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json')
 RELEASED_EPOCH = 125
 
 
@@ -44,11 +43,11 @@ def released_params(symbol, rng):
     return arg_params, aux_params
 
 
-def test_released_params_load_into_our_symbol(tmp_path):
-    released = mx.sym.load(RELEASED_JSON)
+def test_released_params_load_into_our_symbol(tmp_path, released_json):
+    released = mx.sym.load(released_json)
     arg_params, aux_params = released_params(released, np.random.default_rng(0))
     prefix = str(tmp_path / 'se-resnext-imagenet-50-0')
-    shutil.copy(RELEASED_JSON, prefix + '-symbol.json')
+    shutil.copy(released_json, prefix + '-symbol.json')
     saved = {'arg:' + name: value for name, value in arg_params.items()}
     saved.update({'aux:' + name: value for name, value in aux_params.items()})
     mx.nd.save('%s-%04d.params' % (prefix, RELEASED_EPOCH), saved)

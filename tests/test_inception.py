@@ -13,15 +13,10 @@ import symbols
 import train_se_inception
 from senet import fit
 from symbols import cpu_fast, inception_common
-from tests.conftest import assert_every_parameter_has_a_gradient
+from tests.conftest import assert_every_parameter_has_a_gradient, trainable_parameters
+from tests.counts import PARAMETER_COUNTS, SE_PARAMETER_COUNTS
 
 INCEPTIONS = ('se-inception-v4', 'se-inception-resnet-v2')
-
-# Trainable arguments, 1000 classes, excluding bn_data_* (SPEC §3.3, §3.4): (backbone, SE).
-REFERENCE_COUNTS = {
-    'se-inception-v4': (42679816, 1890112),
-    'se-inception-resnet-v2': (55843464, 8543980),
-}
 
 # The blocks that carry an SE block, by their exact operator prefixes.
 SE_BLOCKS = {
@@ -80,17 +75,16 @@ def ancestors(nodes, index):
 
 @pytest.mark.parametrize('network', INCEPTIONS)
 def test_reference_parameter_counts(network):
-    shapes = argument_shapes(symbols.get_symbol(network, 1000))
-    counts = {name: int(np.prod(shape)) for name, shape in shapes.items()
-              if name not in ('data', 'softmax_label') and not name.startswith('bn_data')}
+    """The SE blocks of SE_BLOCKS hold the pinned SE count; the rest is the peer backbone's count
+    (timm's inception_v4 / inception_resnet_v2)."""
+    counts = trainable_parameters(symbols.get_symbol(network, 1000))
     se_names = ['%s_excitation%d_%s' % (block, fc, kind) for block in SE_BLOCKS[network]
                 for fc in (1, 2) for kind in ('weight', 'bias')]
     se_count = sum(counts[name] for name in se_names)
-    backbone, se_reference = REFERENCE_COUNTS[network]
-    assert se_count == se_reference
-    assert sum(counts.values()) - se_count == backbone
-    assert sum(counts.values()) == {'se-inception-v4': 44569928,
-                                    'se-inception-resnet-v2': 64387444}[network]
+    key = (network, None, '')
+    assert se_count == SE_PARAMETER_COUNTS[key]
+    assert sum(counts.values()) - se_count == PARAMETER_COUNTS[key] - SE_PARAMETER_COUNTS[key]
+    assert sum(counts.values()) == PARAMETER_COUNTS[key]
 
 
 def test_se_widths_are_c_over_16():

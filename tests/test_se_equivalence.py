@@ -5,7 +5,6 @@ bind both graphs with the same parameters on real Fashion-MNIST images and compa
 gradient.
 """
 import json
-import os
 
 import mxnet as mx
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 import data
 import symbols
 from symbols import cpu_fast, layers
-from tests.conftest import SHARED
 
 RTOL = 1e-4
 """Largest accepted max|fast - plain| / max|plain| of any output or gradient."""
@@ -239,12 +237,12 @@ def test_training_graph_of_a_textbook_graph_is_the_builders_fast_graph(network, 
     assert cpu_fast.training_graph(rewritten, data_shape).tojson() == fast.tojson()
 
 
-def test_training_graph_of_the_original_released_model(fmnist_batch):
+def test_training_graph_of_the_original_released_model(fmnist_batch, released_json):
     """The original repository's released SE-ResNeXt-50 graph (64 groups, its own operator names)
     in its training form: no broadcast_mul left, boundaries around the 13 narrow grouped
     convolutions, and the same outputs, gradients and BatchNorm statistics (float64, two real
     images at 64x64)."""
-    released = mx.sym.load(os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json'))
+    released = mx.sym.load(released_json)
     fast = cpu_fast.training_graph(released, (1, 3, 224, 224))
     ops = [node['op'] for node in json.loads(fast.tojson())['nodes']]
     assert 'broadcast_mul' not in ops and ops.count('elemwise_mul') == 16

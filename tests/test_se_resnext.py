@@ -1,6 +1,5 @@
 """SE-ResNeXt builder: reference parameter counts, the released model's names, shapes, gradients."""
 import json
-import os
 
 import mxnet as mx
 import numpy as np
@@ -8,35 +7,20 @@ import pytest
 
 import symbols
 from symbols import layers, se_resnext
-from tests.conftest import SHARED, assert_every_parameter_has_a_gradient
-
-COMPAT_JSON = os.path.join(SHARED, 'compat', 'se-resnext-imagenet-50-0-symbol.json')
-
-# Trainable arguments, 1000 classes, excluding bn_data_* (timm / GluonCV / Cadene's port; SPEC §3.1).
-REFERENCE_COUNTS = {
-    (50, 32): 27559896,
-    (101, 32): 48955416,
-    (18, 32): 11779624,
-    (34, 32): 21960416,
-}
+from tests.conftest import assert_every_parameter_has_a_gradient, parameter_count
+from tests.counts import PARAMETER_COUNTS
 
 
-def parameter_count(sym, image_shape=(3, 224, 224)):
-    shapes, _, _ = sym.infer_shape(data=(1,) + image_shape)
-    return sum(int(np.prod(shape)) for name, shape in zip(sym.list_arguments(), shapes)
-               if name not in ('data', 'softmax_label') and not name.startswith('bn_data'))
+@pytest.mark.parametrize('depth', [18, 34, 50, 101])
+def test_reference_parameter_counts(depth):
+    """32 groups (32x4d; the basic units of depths 18 and 34 have none) give the peer models'
+    counts: timm's seresnext50_32x4d/seresnext101_32x4d and seresnet18/34, Cadene's port."""
+    sym = symbols.get_symbol('se-resnext', 1000, num_layers=depth, num_group=32)
+    assert parameter_count(sym) == PARAMETER_COUNTS[('se-resnext', depth, '')]
 
 
-@pytest.mark.parametrize('depth,num_group', sorted(REFERENCE_COUNTS))
-def test_reference_parameter_counts(depth, num_group):
-    sym = symbols.get_symbol('se-resnext', 1000, num_layers=depth, num_group=num_group)
-    assert parameter_count(sym) == REFERENCE_COUNTS[(depth, num_group)]
-
-
-@pytest.mark.skipif(not os.path.isdir(os.path.dirname(COMPAT_JSON)),
-                    reason='../shared/compat/ (the released model JSON) is not beside this checkout')
-def test_released_model_names_and_shapes():
-    released = mx.sym.load(COMPAT_JSON)
+def test_released_model_names_and_shapes(released_json):
+    released = mx.sym.load(released_json)
     ours = symbols.get_symbol('se-resnext', 1000, num_layers=50, num_group=64)
     shape = dict(data=(1, 3, 224, 224))
     ref_args, _, ref_aux = released.infer_shape(**shape)
