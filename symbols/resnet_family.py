@@ -2,20 +2,22 @@
 stages and the depth plan.
 
 Units follow He et al., "Deep Residual Learning for Image Recognition" (2016): post-activation
-(:func:`residual_unit`) with basic (two 3x3) or bottleneck (1x1, 3x3, 1x1) convolutions, the stride
-on the 3x3 convolution as in MXNet's ResNet example and Xie et al.'s ResNeXt (2017), whose grouped 3x3
-convolution they take; or pre-activation (:func:`preact_residual_unit`, He et al., "Identity Mappings
-in Deep Residual Networks", 2016). Each carries the SE block of Hu et al. (2018) on its residual
-branch before the add. A unit projects its shortcut only where the shape changes.
+(:func:`residual_unit`) with basic (two 3x3) or bottleneck (1x1, 3x3, 1x1) convolutions, or
+pre-activation (:func:`preact_residual_unit`; He et al., "Identity Mappings in Deep Residual
+Networks", 2016). The bottleneck's 3x3 convolution may be grouped (Xie et al., ResNeXt, 2017).
+Each unit carries the SE block of Hu et al. (2018) on its residual branch before the add.
+Deviation from ResNet as published: a bottleneck's stride sits on its 3x3 convolution rather than
+the first 1x1, as in MXNet's ResNet example and in ResNeXt. A unit projects its shortcut (ResNet's
+option B) only where the shape changes.
 
 Depths (:data:`IMAGENET_UNITS`) are those of MXNet's ResNet example, 269 included. Small images
-(height <= 32, e.g. CIFAR-10 and Fashion-MNIST padded to 32x32) get He et al.'s CIFAR layout, a 3x3
-stem and three stages: depth d with (d - 2) % 9 == 0 uses (d - 2) / 9 bottleneck units per stage
-with outputs 64/128/256; otherwise (d - 2) % 6 == 0 uses (d - 2) / 6 basic units per stage with
-outputs 16/32/64. A widening factor k (as in Zagoruyko and Komodakis' wide residual networks)
-multiplies those outputs by k; the 16-channel stem stays.
+(height <= 32, e.g. CIFAR-10 and Fashion-MNIST padded to 32x32) get the CIFAR layout of the two
+ResNet papers, a 3x3 stem and three stages: depth d with (d - 2) % 9 == 0 uses (d - 2) / 9
+bottleneck units per stage with outputs 64/128/256; otherwise (d - 2) % 6 == 0 uses (d - 2) / 6
+basic units per stage with outputs 16/32/64. A widening factor k (as in Zagoruyko and Komodakis'
+wide residual networks, 2016) multiplies those outputs by k; the 16-channel stem stays.
 """
-from typing import NamedTuple, Tuple
+from typing import NamedTuple
 
 import mxnet as mx
 
@@ -57,9 +59,9 @@ SMALL_PERIODS = ((9, SMALL_BOTTLENECK_OUTPUTS, True), (6, SMALL_BASIC_OUTPUTS, F
 class NetworkPlan(NamedTuple):
     """What a depth and an input size make of a family's network (:func:`network_plan`)."""
 
-    units: Tuple[int, ...]
+    units: tuple[int, ...]
     """Units per stage."""
-    outputs: Tuple[int, ...]
+    outputs: tuple[int, ...]
     """Output channels of each stage."""
     stem_width: int
     """Output channels of the stem."""
@@ -69,7 +71,7 @@ class NetworkPlan(NamedTuple):
     """The small-image layout (3x3 stem, three stages)."""
 
 
-class UnitShape(NamedTuple):
+class UnitSpec(NamedTuple):
     """The convolutions of a family's residual units, apart from each unit's width and stride."""
 
     bottle_neck: bool
@@ -122,6 +124,7 @@ def network_plan(num_layers, image_shape, imagenet_units, widen_factor=1):
 
 
 def _small_image_plan(num_layers, image_shape, widen_factor):
+    """The :class:`NetworkPlan` of a small-image depth (:data:`SMALL_PERIODS`), or ValueError."""
     for period, outputs, bottle_neck in SMALL_PERIODS:
         if num_layers >= 3 and (num_layers - 2) % period == 0:
             return NetworkPlan(((num_layers - 2) // period,) * 3,
@@ -162,12 +165,13 @@ def deep_stem(data, convs, bn_mom=0.9, workspace=512):
 
 
 def _layer_names(name, index):
+    """(convolution, BatchNorm, ReLU) names of the ``index``-th convolution of unit ``name``."""
     return tuple('%s_%s%d' % (name, kind, index) for kind in ('conv', 'bn', 'relu'))
 
 
-def residual_unit(data, num_filter, stride, dim_match, name, shape, sc_kernel=1,
+def residual_unit(data, num_filter, stride, dim_match, name, spec, sc_kernel=1,
                   reduction=SE_REDUCTION, bn_mom=0.9, workspace=512):
-    """Post-activation SE unit: conv -> bn -> relu for every convolution of ``shape``, except that
+    """Post-activation SE unit: conv -> bn -> relu for every convolution of ``spec``, except that
     the last one stops at its BatchNorm; SE on that BatchNorm; add the shortcut (a convolution and
     BatchNorm ``{name}_sc``/``{name}_sc_bn`` where the shape changes); ReLU ``{name}_relu``.
 
@@ -184,14 +188,14 @@ def residual_unit(data, num_filter, stride, dim_match, name, shape, sc_kernel=1,
         True when input and output shapes agree, so the shortcut is the identity.
     name : str
         Operator prefix, e.g. ``stage1_unit1``.
-    shape : UnitShape
+    spec : UnitSpec
         The unit's convolutions.
     sc_kernel : int
         Kernel of the projection shortcut (SENet-154 uses 3 where it downsamples).
     reduction, bn_mom, workspace
         SE reduction ratio, BatchNorm momentum, convolution workspace (MB).
     """
-    convs = shape.convs(num_filter, stride)
+    convs = spec.convs(num_filter, stride)
     body = data
     for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
         conv_name, bn_name, act_name = _layer_names(name, index)
@@ -211,15 +215,15 @@ def residual_unit(data, num_filter, stride, dim_match, name, shape, sc_kernel=1,
     return mx.sym.Activation(data=out, act_type='relu', name=name + '_relu')
 
 
-def preact_residual_unit(data, num_filter, stride, dim_match, name, shape, sc_kernel=1,
+def preact_residual_unit(data, num_filter, stride, dim_match, name, spec, sc_kernel=1,
                          reduction=SE_REDUCTION, bn_mom=0.9, workspace=512):
-    """Pre-activation SE unit: bn -> relu -> conv for every convolution of ``shape``; SE on the
+    """Pre-activation SE unit: bn -> relu -> conv for every convolution of ``spec``; SE on the
     last convolution; add the shortcut, with no ReLU after the add ``{name}_plus``. Where the shape
     changes the shortcut is a bare convolution ``{name}_sc`` of the first pre-activation.
 
     Parameters are those of :func:`residual_unit`.
     """
-    convs = shape.convs(num_filter, stride)
+    convs = spec.convs(num_filter, stride)
     body = preactivated = data
     for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
         conv_name, bn_name, act_name = _layer_names(name, index)
@@ -239,7 +243,7 @@ def preact_residual_unit(data, num_filter, stride, dim_match, name, shape, sc_ke
     return mx.sym.elemwise_add(body, shortcut, name=name + '_plus')
 
 
-def residual_stages(data, units, outputs, in_channels, shape, unit=residual_unit,
+def residual_stages(data, units, outputs, in_channels, spec, unit=residual_unit,
                     sc_kernels=None, **unit_options):
     """Stack stages of ``unit`` (:func:`residual_unit` or :func:`preact_residual_unit`) named
     ``stage{s}_unit{u}``.
@@ -255,7 +259,7 @@ def residual_stages(data, units, outputs, in_channels, shape, unit=residual_unit
         Units and output channels of each stage.
     in_channels : int
         Channels of ``data``.
-    shape : UnitShape
+    spec : UnitSpec
         The convolutions of every unit.
     unit : callable
         The unit builder.
@@ -274,5 +278,5 @@ def residual_stages(data, units, outputs, in_channels, shape, unit=residual_unit
             stride = 2 if first and stage > 1 else 1
             dim_match = not first or (stage == 1 and in_channels == num_filter)
             body = unit(body, num_filter, stride, dim_match, 'stage%d_unit%d' % (stage, index),
-                        shape, sc_kernel=sc_kernel, **unit_options)
+                        spec, sc_kernel=sc_kernel, **unit_options)
     return body

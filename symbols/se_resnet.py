@@ -67,13 +67,13 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1,
     image_shape = parse_image_shape(image_shape)
     plan = resnet_family.network_plan(num_layers, image_shape, IMAGENET_UNITS, widen_factor)
     preact = version == 2
-    shape = resnet_family.UnitShape(plan.bottle_neck, 1, BOTTLENECK_WIDTH_RATIO)
+    spec = resnet_family.UnitSpec(plan.bottle_neck, 1, BOTTLENECK_WIDTH_RATIO)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
         body = resnet_family.stem(data_input(bn_mom), plan.stem_width, plan.small,
                                   activate=not (preact and plan.small), **common)
         body = resnet_family.residual_stages(body, plan.units, plan.outputs, plan.stem_width,
-                                             shape, unit=UNITS[version], reduction=reduction,
+                                             spec, unit=UNITS[version], reduction=reduction,
                                              **common)
         if preact:
             body = batchnorm(body, 'bn1', bn_mom=bn_mom)

@@ -61,10 +61,10 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), num_group=
     plan = resnet_family.network_plan(num_layers, image_shape, IMAGENET_UNITS, widen_factor)
     if plan.bottle_neck:
         check_num_group(num_group, plan.outputs)
-    shape = resnet_family.UnitShape(plan.bottle_neck, num_group, BOTTLENECK_WIDTH_RATIO)
+    spec = resnet_family.UnitSpec(plan.bottle_neck, num_group, BOTTLENECK_WIDTH_RATIO)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
         body = resnet_family.stem(data_input(bn_mom), plan.stem_width, plan.small, **common)
         body = resnet_family.residual_stages(body, plan.units, plan.outputs, plan.stem_width,
-                                             shape, reduction=reduction, **common)
+                                             spec, reduction=reduction, **common)
         return classifier_head(body, num_classes, drop_out=drop_out)

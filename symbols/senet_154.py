@@ -78,11 +78,11 @@ def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out
     if min(image_shape[1:]) < MIN_IMAGE_SIZE:
         raise ValueError('senet-154 needs inputs of at least %dx%d, got %dx%d'
                          % ((MIN_IMAGE_SIZE, MIN_IMAGE_SIZE) + tuple(image_shape[1:])))
-    shape = resnet_family.UnitShape(True, NUM_GROUP, BOTTLENECK_WIDTH_RATIO, conv2_to_output=True)
+    spec = resnet_family.UnitSpec(True, NUM_GROUP, BOTTLENECK_WIDTH_RATIO, conv2_to_output=True)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
         body = resnet_family.deep_stem(data_input(bn_mom), STEM, **common)
-        body = resnet_family.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0], shape,
+        body = resnet_family.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0], spec,
                                              sc_kernels=SHORTCUT_KERNELS, reduction=reduction,
                                              **common)
         return classifier_head(body, num_classes, drop_out=drop_out)
