@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from senet import checkpoint
+from senet import checkpoint, metrics
 
 CARD_FILE = 'card.json'
 """The machine-readable model card inside a model directory."""
@@ -196,29 +196,19 @@ def _resized(image, width, height):
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def score_metric(num_classes):
-    """Top-1 accuracy, top-5 accuracy (where there are more than 5 classes) and cross-entropy."""
-    import mxnet as mx
-    metrics = [mx.metric.Accuracy()]
-    if num_classes > 5:
-        metrics.append(mx.metric.TopKAccuracy(top_k=5))
-    metrics.append(mx.metric.CrossEntropy())
-    return mx.metric.CompositeEvalMetric(metrics)
-
-
 def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, context=None):
     """Top-1/top-5 accuracy and speed of a checkpoint over every record of an indexed ``.rec``.
 
     Returns a dict: ``top1``, ``top5`` (None for 5 classes or fewer), ``images``, ``seconds`` and
-    ``img_per_sec`` (decoding included). The evaluation is :func:`fit.evaluate` on a fresh
-    :func:`data.make_rec_iter` iterator, so each record counts once (NOTES: the ``pad`` bug).
+    ``img_per_sec`` (decoding included). The evaluation is :func:`senet.metrics.evaluate`, with
+    the metrics training logs, on a fresh :func:`data.make_rec_iter` iterator, so each record
+    counts once (MXNet 1.9.1's ``pad`` bug).
     """
     import time
 
     import mxnet as mx
 
     import data
-    from senet import fit
     image_shape = tuple(image_shape)
     num_classes = int(arg_params['fc1_bias'].shape[0]) if 'fc1_bias' in arg_params else None
     if num_classes is None:
@@ -233,7 +223,7 @@ def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, 
 
     tic = time.time()
     try:
-        values, count = fit.evaluate(mod, make_iter, num_classes, metric=score_metric(num_classes))
+        values, count = metrics.evaluate(mod, make_iter, num_classes)
     except mx.base.MXNetError as err:
         raise InferenceError('cannot read %s as %s images: %s' % (
             rec_path, 'x'.join(map(str, image_shape)), first_line(err))) from None
