@@ -8,6 +8,9 @@ states file beside it. A kill at any moment leaves the previous checkpoint whole
 A run stopped by SIGINT/SIGTERM between batches writes a *partial* checkpoint
 ``<prefix>-NNNN-partial.{params,states,json}``: NNNN epochs done and the JSON's ``batch`` batches of
 the next one. Resuming from it skips those batches of the (deterministically shuffled) epoch.
+
+A training run writes through a :class:`Checkpointer`, which also prunes and names the last good
+checkpoint; the functions below are what it and resume are built from.
 """
 import glob
 import json
@@ -138,6 +141,77 @@ def prune(prefix, keep_last):
         for path in checkpoint_paths(prefix, epoch)[1:]:
             if os.path.exists(path):
                 os.remove(path)
+
+
+class Checkpointer:
+    """Writes the checkpoints of one run under ``prefix`` and knows the last good one.
+
+    Like timm's ``CheckpointSaver`` it owns everything about a run's files: the directory, complete
+    checkpoints after an epoch (pruned to the newest ``keep_last``), partial ones when a signal
+    stops the run between batches, and where to resume after a failure. In a distributed job every
+    worker holds the same weights, so only rank 0 writes; ``save_states`` is False there, since a
+    ``dist_*`` kvstore keeps the optimizer states on its servers.
+
+    Parameters
+    ----------
+    prefix : str
+        Checkpoint prefix (``--model-prefix``).
+    symbol : mx.sym.Symbol
+        The graph saved as ``<prefix>-symbol.json`` (the textbook graph).
+    keep_last : int
+        Epochs whose params/states to keep (``--keep-last``); 0 keeps all.
+    rank : int
+        This worker's rank; only rank 0 writes.
+    save_states : bool
+        Whether to write the optimizer states beside the params.
+    """
+
+    def __init__(self, prefix, symbol, keep_last=0, rank=0, save_states=True):
+        self.prefix = prefix
+        self.symbol = symbol
+        self.keep_last = keep_last
+        self.rank = rank
+        self.save_states = save_states
+
+    def prepare(self):
+        """Create the checkpoint directory and delete temporaries left by dead processes."""
+        directory = os.path.dirname(os.path.abspath(self.prefix))
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError('cannot create the checkpoint directory %s (%s); choose another '
+                                  '--model-prefix' % (directory, err.strerror or err)) from None
+        if not os.access(directory, os.W_OK):
+            raise CheckpointError('the checkpoint directory %s is not writable; choose another '
+                                  '--model-prefix' % directory)
+        remove_stale_temporaries(self.prefix)
+
+    def save(self, mod, epoch):
+        """Write the checkpoint after ``epoch`` epochs, then prune; the params path (rank 0)."""
+        path = self._write(mod, epoch)
+        if path is not None:
+            prune(self.prefix, self.keep_last)
+        return path
+
+    def save_partial(self, mod, epoch, batch):
+        """Write a partial checkpoint: ``epoch`` epochs and ``batch`` batches of the next."""
+        return self._write(mod, epoch, batch)
+
+    def _write(self, mod, epoch, batch=None):
+        if self.rank != 0:
+            return None
+        path = save(mod, self.symbol, self.prefix, epoch, save_states=self.save_states,
+                    batch=batch)
+        LOG.info('Saved checkpoint to "%s"', path)
+        return path
+
+    def last_good(self):
+        """The newest complete params file and how to resume from it, for error messages."""
+        epochs = saved_epochs(self.prefix)
+        if not epochs:
+            return 'none saved yet'
+        return '%s (resume with --model-load-epoch %d --retrain)' % (
+            checkpoint_paths(self.prefix, epochs[-1])[1], epochs[-1])
 
 
 def resume_point(prefix, epoch):
