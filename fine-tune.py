@@ -19,7 +19,7 @@ from senet import threads
 
 threads.configure(sys.argv[1:])
 
-from senet import fit, inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+from senet import arguments, fit, inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 
 CLASSIFIER = 'fc1'
 CLASSIFIER_PARAMS = ('fc1_weight', 'fc1_bias')
@@ -44,7 +44,7 @@ def replace_classifier(symbol, num_classes):
     import mxnet as mx
     internals = symbol.get_internals()
     if CLASSIFIER + '_output' not in internals.list_outputs():
-        raise fit.UsageError('the pretrained graph has no layer named %s to replace' % CLASSIFIER)
+        raise arguments.UsageError('the pretrained graph has no layer named %s to replace' % CLASSIFIER)
     features = internals[CLASSIFIER + '_output'].get_children()[0]
     fc1 = mx.sym.FullyConnected(data=features, num_hidden=num_classes, name=CLASSIFIER)
     return mx.sym.SoftmaxOutput(data=fc1, name='softmax')
@@ -56,7 +56,7 @@ def prepare(args):
         symbol, arg_params, aux_params = inference.load_checkpoint(args.pretrained_prefix,
                                                                    args.pretrained_epoch)
     except inference.InferenceError as err:
-        raise fit.UsageError('--pretrained-prefix/--pretrained-epoch: %s' % err) from None
+        raise arguments.UsageError('--pretrained-prefix/--pretrained-epoch: %s' % err) from None
     network = replace_classifier(symbol, args.num_classes)
     initial = {name: value for name, value in arg_params.items()
                if name not in CLASSIFIER_PARAMS}
@@ -64,7 +64,7 @@ def prepare(args):
     lacking = sorted(expected - set(initial)) + sorted(
         set(network.list_auxiliary_states()) - set(aux_params))
     if lacking:
-        raise fit.UsageError('the pretrained params lack %s' % ', '.join(lacking[:5]))
+        raise arguments.UsageError('the pretrained params lack %s' % ', '.join(lacking[:5]))
     return dict(symbol=network, arg_params=initial, aux_params=aux_params)
 
 

@@ -29,7 +29,8 @@ from senet import threads
 threads.configure(sys.argv[1:])
 
 import data  # noqa: E402
-from senet import checkpoint, fit, inference, training_log  # noqa: E402  (MXNet loads after threads)
+from senet import checkpoint, inference, network, training_log  # noqa: E402  (MXNet loads after threads)
+from senet.arguments import OneLineParser  # noqa: E402
 
 MAX_PARAMS_BYTES = 20 * 1000 * 1000
 """Size limit of a params file committed under ``pretrained/``."""
@@ -49,7 +50,7 @@ RUN_START = ' arguments: '
 
 
 def build_parser():
-    parser = fit.OneLineParser(description=__doc__.split('\n\n')[0])
+    parser = OneLineParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--prefix', required=True, help='checkpoint prefix of the trained model')
     parser.add_argument('--epoch', type=int, required=True, help='checkpoint epoch')
     parser.add_argument('--log', required=True, help="the training run's log file")
@@ -201,7 +202,7 @@ def make_card(args):
     epochs = training_log.parse(log_copy)
     seconds = wall_time(run_lines)
     training_log.plot([log_copy], os.path.join(args.output, 'curve.png'), title=name)
-    builder_flags = {key: arguments[flag] for key, flag in fit.NETWORK_FLAGS.items()
+    builder_flags = {key: arguments[flag] for key, flag in network.NETWORK_FLAGS.items()
                      if key not in ('image_shape', 'workspace') and arguments.get(flag) is not None}
     input_spec = dict(image_shape=list(image_shape), color=preset.get('color', 'rgb'),
                       resize=preset.get('resize', 'resize'))

@@ -19,7 +19,7 @@ threads.configure(sys.argv[1:])
 import numpy as np  # noqa: E402
 
 from senet import inference  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-from senet.fit import OneLineParser  # noqa: E402
+from senet.arguments import OneLineParser  # noqa: E402
 
 MAX_BATCH = 32
 """Images are classified in batches of at most this many."""

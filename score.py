@@ -1,6 +1,6 @@
 """Score a trained checkpoint on a RecordIO file: top-1 and top-5 accuracy and images per second.
 
-Every record counts exactly once: the evaluation is ``fit.evaluate`` on a fresh
+Every record counts exactly once: the evaluation is ``senet.metrics.evaluate`` on a fresh
 ``data.make_rec_iter`` iterator (MXNet 1.9.1's ImageRecordIter reports a wrong ``pad`` after a
 reset). The speed includes JPEG/PNG decoding by the iterator's threads.
 
@@ -18,7 +18,7 @@ threads.configure(sys.argv[1:])
 
 import data  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 from senet import inference  # noqa: E402
-from senet.fit import OneLineParser  # noqa: E402
+from senet.arguments import OneLineParser  # noqa: E402
 
 
 def build_parser():

@@ -11,7 +11,7 @@ import pytest
 import data
 import symbols
 import train_se_inception
-from senet import fit
+from senet import arguments
 from symbols import cpu_fast, inception_common
 from tests.conftest import assert_every_parameter_has_a_gradient, trainable_parameters
 from tests.counts import PARAMETER_COUNTS, SE_PARAMETER_COUNTS
@@ -212,12 +212,12 @@ def test_real_images_forward_backward_every_parameter_gets_a_gradient(network, f
 
 
 def test_trainer_defaults_are_the_originals():
-    args = fit.build_parser(**train_se_inception.PRESETS).parse_args([])
-    fit.resolve_args(args)
+    args = arguments.build_parser(**train_se_inception.PRESETS).parse_args([])
+    arguments.resolve_args(args)
     assert args.network == 'se-inception-v4'
     assert (args.batch_size, args.drop_out, args.image_shape) == (384, 0.2, (3, 224, 224))
     assert (args.data_type, args.num_classes) == ('imagenet', 1000)
-    assert args.num_epochs == fit.SCHEDULES['imagenet']['num_epochs']
+    assert args.num_epochs == arguments.SCHEDULES['imagenet']['num_epochs']
     assert args.model_prefix.endswith('se-inception-v4-imagenet')  # no depth in the tag
 
 
@@ -253,18 +253,18 @@ def test_trains_one_epoch_and_resumes(network, fmnist_slice, tmp_path):
     ('se-inception-resnet-v2', 'cifar10', (3, 75, 75)),
     ('se-inception-v4', 'imagenet', (3, 224, 224))])
 def test_small_image_data_is_resized_to_the_network_minimum(network, data_type, shape):
-    parser = fit.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
+    parser = arguments.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
     args = parser.parse_args(['--network', network, '--data-type', data_type])
-    assert fit.resolve_args(args).image_shape == shape
+    assert arguments.resolve_args(args).image_shape == shape
 
 
 def test_small_images_stay_small_for_se_resnext():
-    args = fit.build_parser(network='se-resnext').parse_args(['--data-type', 'fashion-mnist'])
-    assert fit.resolve_args(args).image_shape == (3, 32, 32)
+    args = arguments.build_parser(network='se-resnext').parse_args(['--data-type', 'fashion-mnist'])
+    assert arguments.resolve_args(args).image_shape == (3, 32, 32)
 
 
 def test_inception_trainer_offers_only_inceptions():
-    parser = fit.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
+    parser = arguments.build_parser(networks=train_se_inception.NETWORKS, **train_se_inception.PRESETS)
     with pytest.raises(SystemExit):
         parser.parse_args(['--network', 'se-resnext'])
 

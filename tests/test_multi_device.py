@@ -10,7 +10,7 @@ import pytest
 import data
 import symbols
 import train_se_resnext_w_d
-from senet import fit
+from senet import arguments
 
 BATCH = 64
 NET = ['--depth', '11', '--num-group', '2']
@@ -123,8 +123,8 @@ def test_two_contexts_make_the_one_context_update(fmnist_slice, initial_run, tmp
 
 
 def test_cpus_flag_makes_cpu_contexts_and_rejects_nonsense():
-    assert fit.make_contexts('', 2) == [mx.cpu(0), mx.cpu(1)]
-    assert fit.make_contexts('') == [mx.cpu()]
+    assert arguments.make_contexts('', 2) == [mx.cpu(0), mx.cpu(1)]
+    assert arguments.make_contexts('') == [mx.cpu()]
     for gpus, cpus in (('', 0), ('0', 2)):
-        with pytest.raises(fit.UsageError, match='--cpus'):
-            fit.make_contexts(gpus, cpus)
+        with pytest.raises(arguments.UsageError, match='--cpus'):
+            arguments.make_contexts(gpus, cpus)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 import symbols
-from senet import fit
+from senet import arguments, network
 from tests.conftest import run_script
 
 SHAPE = (3, 224, 224)
@@ -63,11 +63,11 @@ def test_too_small_input_is_refused():
 
 def test_trained_through_the_se_resnext_trainer():
     """``train_se_resnext_w_d.py --network senet-154``: no depth, groups or version are passed."""
-    parser = fit.build_parser(network='se-resnext')
-    args = fit.resolve_args(parser.parse_args(['--network', 'senet-154', '--drop-out', '0.2',
+    parser = arguments.build_parser(network='se-resnext')
+    args = arguments.resolve_args(parser.parse_args(['--network', 'senet-154', '--drop-out', '0.2',
                                                '--num-classes', '10']))
     assert args.model_prefix.endswith('senet-154-imagenet')
-    nodes = [node['name'] for node in json.loads(fit.build_symbol(args).tojson())['nodes']]
+    nodes = [node['name'] for node in json.loads(network.build_symbol(args).tojson())['nodes']]
     assert 'dp1' in nodes and 'conv0_3' in nodes and 'stage3_unit36_excitation2' in nodes
 
 

@@ -4,13 +4,14 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import mxnet as mx
 import numpy as np
 import pytest
 
 import train_se_resnext_w_d
-from senet import fit, threads
+from senet import arguments, fit, lr_schedule, network, threads
 from tests.conftest import ROOT, slice_args
 
 LR_LINE = re.compile(r'Epoch\[(\d+)\] Batch \[(\d+)-(\d+)\].*\tlr=([0-9.e-]+)')
@@ -97,15 +98,15 @@ def test_benchmark_needs_no_data(tmp_path):
 
 
 def test_scheduler_steps_and_warmup():
-    scheduler = fit.EpochStepScheduler(0.1, epoch_size=10, step_epochs=[2, 3], factor=0.1,
-                                       warmup_epochs=1)
+    scheduler = lr_schedule.EpochStepScheduler(0.1, epoch_size=10, step_epochs=[2, 3], factor=0.1,
+                                               warmup_epochs=1)
     assert scheduler(1) == pytest.approx(0.01) and scheduler(10) == pytest.approx(0.1)
     assert scheduler(20) == pytest.approx(0.1) and scheduler(21) == pytest.approx(0.01)
     assert scheduler(31) == pytest.approx(0.001)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    scheduler = fit.CosineScheduler(0.2, epoch_size=10, num_epochs=5, warmup_epochs=1)
+    scheduler = lr_schedule.CosineScheduler(0.2, epoch_size=10, num_epochs=5, warmup_epochs=1)
     assert scheduler(5) == pytest.approx(0.1) and scheduler(10) == pytest.approx(0.2)
     assert scheduler(30) == pytest.approx(0.1)  # half-way through the 40 updates after warm-up
     assert scheduler(50) == pytest.approx(0.0) and scheduler(60) == pytest.approx(0.0)
@@ -170,12 +171,12 @@ def test_trainer_script_sets_openmp_threads_before_mxnet_loads(tmp_path, split):
 
 
 def test_per_data_type_defaults_do_not_overwrite_given_values():
-    parser = fit.build_parser(network='se-resnext')
-    args = fit.resolve_args(parser.parse_args(['--data-type', 'cifar10', '--num-classes', '7',
-                                               '--num-examples', '1000']))
+    parser = arguments.build_parser(network='se-resnext')
+    args = arguments.resolve_args(parser.parse_args(['--data-type', 'cifar10', '--num-classes', '7',
+                                                     '--num-examples', '1000']))
     assert (args.num_classes, args.num_examples, args.depth) == (7, 1000, 29)
     assert max(args.lr_steps) < args.num_epochs
-    defaults = fit.resolve_args(parser.parse_args([]))
+    defaults = arguments.resolve_args(parser.parse_args([]))
     assert (defaults.num_classes, defaults.depth, defaults.image_shape) == (1000, 50, (3, 224, 224))
     assert defaults.data_dir.endswith('imagenet') and defaults.optimizer == 'nag'
 
@@ -186,9 +187,9 @@ def test_cpu_trains_the_fast_graph_and_every_checkpoint_holds_the_textbook_one(g
     boundaries around its narrow grouped convolutions; on GPUs it is the textbook graph itself."""
     def ops(sym):
         return {node['op'] for node in json.loads(sym.tojson())['nodes']}
-    args = fit.resolve_args(fit.build_parser(network='se-resnext').parse_args(
+    args = arguments.resolve_args(arguments.build_parser(network='se-resnext').parse_args(
         ['--data-type', 'fashion-mnist', '--depth', '29', '--num-group', '8', '--gpus', gpus]))
-    train_sym, saved_sym = fit.training_symbols(args)
+    train_sym, saved_sym = network.training_symbols(args)
     assert train_sym.list_arguments() == saved_sym.list_arguments()
     assert 'broadcast_mul' in ops(saved_sym) and 'slice_axis' not in ops(saved_sym)
     fast = {'slice_axis', 'elemwise_mul', '_contrib_AdaptiveAvgPooling2D'}
@@ -197,6 +198,31 @@ def test_cpu_trains_the_fast_graph_and_every_checkpoint_holds_the_textbook_one(g
     else:
         assert fast <= ops(train_sym)
     # Fine-tuning (fit.fit with a checkpoint's graph): the same choice, from that graph.
-    tuned_train, tuned_saved = fit.training_symbols(args, saved_sym)
+    tuned_train, tuned_saved = network.training_symbols(args, saved_sym)
     assert tuned_saved is saved_sym
     assert tuned_train.tojson() == (saved_sym if gpus else train_sym).tojson()
+
+
+@pytest.mark.parametrize('kv_type,workers,expected', [
+    ('device', 1, dict(distributed=False, sync=False, epoch_size=12, updates_per_batch=1,
+                       update_batch=16)),
+    ('dist_sync', 2, dict(distributed=True, sync=True, epoch_size=6, updates_per_batch=1,
+                          update_batch=32)),
+    ('dist_device_sync', 2, dict(distributed=True, sync=True, epoch_size=6, updates_per_batch=1,
+                                 update_batch=32)),
+    ('dist_async', 2, dict(distributed=True, sync=False, epoch_size=6, updates_per_batch=2,
+                           update_batch=16)),
+])
+def test_run_plan_of_local_and_distributed_jobs(kv_type, workers, expected):
+    """Each worker trains its share of an epoch; a synchronous job updates once per global batch,
+    an asynchronous one once per worker batch. Either way an epoch's updates cover its examples
+    once (12 batches of 16 here), so learning-rate steps land on the same epochs in every job."""
+    args = arguments.resolve_args(arguments.build_parser(network='se-resnext').parse_args(
+        ['--benchmark', '--data-type', 'fashion-mnist', '--batch-size', '16']))
+    kv = types.SimpleNamespace(type=kv_type, num_workers=workers, rank=workers - 1)
+    plan = fit.make_plan(args, kv, [mx.cpu()])
+    assert {key: getattr(plan, key) for key in expected} == expected
+    assert (plan.num_workers, plan.rank, plan.kvstore) == (workers, workers - 1, kv)
+    assert plan.train_rec is None and plan.val_rec is None
+    assert plan.updates(1, 0) * plan.update_batch == 12 * 16
+    assert plan.updates(2, 3) == (2 * plan.epoch_size + 3) * plan.updates_per_batch
