@@ -229,10 +229,26 @@ def measure_spec(spec):
                             contexts=spec['contexts']))
 
 
+def import_gluoncv():
+    """The gluoncv package. GluonCV 0.10 raises RuntimeError on import beside torch >= 2
+    (gluoncv/check.py), which make test installs; it needs only MXNet, so torch is hidden while it
+    imports."""
+    saved = sys.modules.get('torch')
+    sys.modules['torch'] = None
+    try:
+        import gluoncv
+    finally:
+        if saved is None:
+            del sys.modules['torch']
+        else:
+            sys.modules['torch'] = saved
+    return gluoncv
+
+
 def time_gluoncv(config, run, model='se_resnext50_32x4d'):
     """(training s/batch, inference s/batch, forward FLOPs) of GluonCV's ``model``."""
     import mxnet as mx
-    from gluoncv.model_zoo import get_model
+    get_model = import_gluoncv().model_zoo.get_model
     data, label = synthetic_batch(config)
     mx.random.seed(0)
     net = get_model(model, pretrained=False, classes=config['classes'])
@@ -389,7 +405,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     if args.gluoncv:
         try:
-            import gluoncv  # noqa: F401
+            import_gluoncv()
         except ImportError:
             parser.error('gluoncv is not installed: pip install -r requirements-bench.txt '
                          '(make bench does), or pass --no-gluoncv')
