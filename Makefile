@@ -46,7 +46,15 @@ train-full: setup
 lint: venv
 	$(PY) -m ruff check .
 
-test: setup lint
+# The reference frameworks for convert_weights.py's tests (torch, timm, GluonCV): only make test
+# installs them, so make train does not need torch.
+TEST_STAMP := $(VENV)/.test-installed
+
+$(TEST_STAMP): requirements-test.txt requirements-bench.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-test.txt
+	touch $(TEST_STAMP)
+
+test: setup lint $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
 # Speed against GluonCV and against the textbook SE graph (benchmarks/bench.py), a few minutes.
