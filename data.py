@@ -324,7 +324,7 @@ def make_rec_iter(rec_path, image_shape, batch_size, train=False, data_type='cus
     """An ImageRecordIter over ``rec_path`` yielding ``data`` and ``softmax_label``.
 
     Build a fresh iterator per epoch and per evaluation: after ``reset()`` MXNet 1.9.1 reports a
-    wrong ``pad`` and alternates the epoch length (see NOTES on the ImageRecordIter bug).
+    wrong ``pad`` and alternates the epoch length (docs/reliability.md).
     """
     import mxnet as mx
     kwargs = dict(path_imgrec=rec_path, data_shape=tuple(image_shape), batch_size=batch_size,

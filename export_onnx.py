@@ -13,9 +13,9 @@ IndexError in 1.9.1), and inference needs no label. Two things are done around
 
 Examples::
 
-    python export_onnx.py --model pretrained/se-resnext-fashion-mnist-29
-    python export_onnx.py --prefix model/se-resnext-fashion-mnist-29 --epoch 12 --image-shape 3,32,32 \\
-        --output se-resnext-29.onnx
+    python export_onnx.py --model pretrained/se-resnext-fashion-mnist-14
+    python export_onnx.py --prefix model/se-resnext-fashion-mnist-14 --epoch 5 --image-shape 3,28,28 \\
+        --output se-resnext-14.onnx
 """
 import json
 import os

@@ -10,9 +10,9 @@ time is the time between the first and last line of each run in it, and ``curve.
 
 Example::
 
-    python make_model_card.py --prefix model/se-resnext-fashion-mnist-29 --epoch 12 \\
-        --log log/se-resnext-fashion-mnist-29.log --command "make train" \\
-        --output pretrained/se-resnext-fashion-mnist-29
+    python make_model_card.py --prefix model/se-resnext-fashion-mnist-14 --epoch 5 \\
+        --log log/se-resnext-fashion-mnist-14.log --command "make train" \\
+        --output pretrained/my-se-resnext
 """
 import ast
 import datetime

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python parse_log.py log/se-resnext-fashion-mnist-29.log
+    python parse_log.py log/se-resnext-fashion-mnist-14.log
 """
 import argparse
 import os

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python plot_curve.py log/se-resnext-fashion-mnist-29.log              # -> log/...-29.png
+    python plot_curve.py log/se-resnext-fashion-mnist-14.log              # -> log/...-14.png
     python plot_curve.py log/a.log log/b.log --out compare.png            # overlay several runs
 """
 import argparse

@@ -6,8 +6,8 @@ or as ``--image-shape``/``--color``/``--resize`` say for a checkpoint without a 
 
 Examples::
 
-    python predict.py --model pretrained/se-resnext-fashion-mnist-29 shirt.png boot.jpg
-    python predict.py --prefix model/se-resnext-fashion-mnist-29 --epoch 12 --image-shape 3,32,32 \\
+    python predict.py --model pretrained/se-resnext-fashion-mnist-14 shirt.png boot.jpg
+    python predict.py --prefix model/se-resnext-fashion-mnist-14 --epoch 5 --image-shape 3,28,28 \\
         --color gray --resize pad --top-k 3 shirt.png
 """
 import sys

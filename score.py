@@ -6,8 +6,8 @@ reset). The speed includes JPEG/PNG decoding by the iterator's threads.
 
 Examples::
 
-    python score.py --model pretrained/se-resnext-fashion-mnist-29 --data-val data/fashion-mnist/val.rec
-    python score.py --prefix model/se-resnext-fashion-mnist-29 --epoch 12 --image-shape 3,32,32 \\
+    python score.py --model pretrained/se-resnext-fashion-mnist-14 --data-val data/fashion-mnist/val.rec
+    python score.py --prefix model/se-resnext-fashion-mnist-14 --epoch 5 --image-shape 3,28,28 \\
         --data-val data/fashion-mnist/val.rec --batch-size 128
 """
 import sys

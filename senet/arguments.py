@@ -344,7 +344,7 @@ def _check_devices(args):
                          'least one example per device' % (args.batch_size, devices, args.gpus))
     if args.kv_store.startswith('dist') and 'DMLC_ROLE' not in os.environ:
         raise UsageError('--kv-store %s needs a distributed job: start the trainer through '
-                         'launch.py (see the README)' % args.kv_store)
+                         'launch.py (see docs/distributed.md)' % args.kv_store)
 
 
 def resolve_data(args, num_workers):
