@@ -246,7 +246,8 @@ def test_fine_tune_replaces_only_fc1(trained_slice_model):
     """The new network differs from the pretrained one only in fc1, whose weights are left out."""
     fine_tune = runpy.run_path(os.path.join(ROOT, 'fine-tune.py'), run_name='fine_tune')
     prefix = str(trained_slice_model / 'model' / 'net')
-    args = argparse.Namespace(pretrained_prefix=prefix, pretrained_epoch=3, num_classes=2)
+    args = argparse.Namespace(model=None, pretrained_prefix=prefix, pretrained_epoch=3, num_classes=2,
+                              image_shape=(3, 32, 32))
     prepared = fine_tune['prepare'](args)
     pretrained, arg_params, aux_params = mx.model.load_checkpoint(prefix, 3)
     network = prepared['symbol']
