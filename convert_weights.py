@@ -24,6 +24,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import textwrap
 
 from senet import weights as source_weights
 
@@ -48,6 +49,10 @@ def build_parser():
     parser.add_argument('--output', help='model directory to write; its name names the model')
     parser.add_argument('--list', action='store_true',
                         help='print the source models and what each needs, then exit')
+    parser.add_argument('--table', choices=sorted(TABLES),
+                        help="print a documentation table of the models that convert, then exit: "
+                             "'readme' (README.md, ImageNet weights), 'evaluation' (how each source "
+                             "measured its top-1, docs/imagenet.md)")
     return parser
 
 
@@ -211,6 +216,9 @@ def main(argv=None):
     if args.list:
         print(model_table())
         return 0
+    if args.table:
+        print(TABLES[args.table]())
+        return 0
     try:
         import mxnet as mx
         try:
@@ -222,6 +230,60 @@ def main(argv=None):
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
     return 0
+
+
+def published_top1(model, weights):
+    """``tag (aliases) top-1 [at size]`` of one weights of a model, for :func:`readme_table`."""
+    aliases = [alias for alias, tag in model.aliases.items() if tag == weights.tag]
+    text = '%.2f' % weights.top1
+    if aliases:
+        text = '(%s) %s' % (', '.join('`%s`' % alias for alias in aliases), text)
+    if weights.tag:
+        text = '`%s` %s' % (weights.tag, text)
+    if weights.image_size != 224:
+        text += ' at %dx%d' % (weights.image_size, weights.image_size)
+    return text
+
+
+def readme_table():
+    """The README's table of :data:`senet.weights.SOURCE_MODELS`: one row per model that converts
+    (a timm alias beside the weights it names), then the models refused, wrapped at 100 columns."""
+    lines = ['| network | source model | builder options | published top-1 (%) | licence |',
+             '|---|---|---|---|---|']
+    for model in source_weights.source_models(supported=True):
+        options = ', '.join('%s=%s' % item for item in model.builder.items()) or 'defaults'
+        top1 = ', '.join(published_top1(model, weights) for weights in model.weights)
+        lines.append('| `%s` | %s `%s` | %s | %s | %s |' % (
+            model.network, model.source, model.name, options, top1,
+            model.licence.split(':')[0]))
+    refused = ['%s %s' % (source, ', '.join('`%s`' % model.name for model in
+                                            source_weights.source_models(source, supported=False)))
+               for source in source_weights.SOURCES
+               if source_weights.source_models(source, supported=False)]
+    if refused:
+        lines += [''] + textwrap.wrap(
+            'Refused until the builders have the option each needs (`python convert_weights.py '
+            '--list` names it): %s.' % '; '.join(refused), width=100, break_on_hyphens=False)
+    return '\n'.join(lines)
+
+
+def evaluation_table():
+    """docs/imagenet.md's table: how each source measured the top-1 of each weights it publishes."""
+    lines = ['| source model | input | shorter side resized to | crop_pct | interpolation | '
+             'published top-1 / top-5 (%) |', '|---|---|---|---|---|---|']
+    for model in source_weights.source_models(supported=True):
+        for weights in model.weights:
+            name = model.name + ('.' + weights.tag if weights.tag else '')
+            lines.append('| %s `%s` | %dx%d | %d | %s | %s | %.2f / %.2f |' % (
+                model.source, name, weights.image_size, weights.image_size,
+                source_weights.resize_shorter(model.source, weights), weights.crop_pct,
+                weights.interpolation, weights.top1, weights.top5))
+    return '\n'.join(lines)
+
+
+TABLES = {'readme': readme_table, 'evaluation': evaluation_table}
+"""The documentation tables ``--table`` prints; tests/test_readme.py checks that README.md and
+docs/imagenet.md hold them as printed."""
 
 
 if __name__ == '__main__':
