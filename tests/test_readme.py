@@ -1,10 +1,10 @@
 """The README and docs/ against what the repository really does.
 
-* The README's inference snippet (``### In Python``) runs as written, paths aside, on a short run of
-  the Makefile's ``make train`` configuration (its ``TRAIN_ARGS``, with fewer examples and one
-  epoch), and on the shipped ``pretrained/se-resnext-fashion-mnist-14``. It must feed the network
-  exactly what the network saw in training (its predictions equal those on the ImageRecordIter's
-  batches) and score what ``score.py`` scores on the same test images.
+* The inference snippet of docs/python.md (linked from the README) runs as written, paths aside,
+  on a short run of the Makefile's ``make train`` configuration (its ``TRAIN_ARGS``, with fewer
+  examples and one epoch), and on the shipped ``pretrained/se-resnext-fashion-mnist-14``. It must
+  feed the network exactly what the network saw in training (its predictions equal those on the
+  ImageRecordIter's batches) and score what ``score.py`` scores on the same test images.
 * Every shell command in the README, the changelog and docs/ names a script, module and flags that
   exist (each ``--flag`` appears in the script's ``--help``) or a make target of the Makefile; every
   relative link and every file path they name exists.
@@ -24,9 +24,9 @@ import data
 from tests.conftest import ROOT, run_script
 
 MODEL_DIR = 'pretrained/se-resnext-fashion-mnist-14'
-"""The shipped copy of a ``make train`` run, as the README's card snippet names it."""
+"""The shipped copy of a ``make train`` run, as the card snippet names it."""
 README_LOG = 'log/se-resnext-fashion-mnist-14.log'
-"""The log ``make train`` writes, as the README's log snippet names it."""
+"""The log ``make train`` writes, as the log snippet names it."""
 TRAIN_EXAMPLES = 4096
 """Training images of the short run: one epoch of them takes seconds, and the network learns."""
 TEST_IMAGES = 500
@@ -34,6 +34,8 @@ TEST_IMAGES = 500
 SHIPPED_IMAGES = 300
 SHIPPED_OFFSET = 1000
 """The shipped model classifies test images 1000-1299 (not the short run's)."""
+PYTHON_DOC = 'docs/python.md'
+"""The inference snippet, which the README links to."""
 DOCUMENTS = ['README.md', 'CHANGELOG.md'] + sorted(
     'docs/' + name for name in os.listdir(os.path.join(ROOT, 'docs')) if name.endswith('.md'))
 
@@ -108,11 +110,11 @@ def make_train_run(tmp_path_factory):
                                   .split(',')))
 
 
-# --- the README's inference snippet ---
+# --- the inference snippet (docs/python.md) ---
 
 def inference_snippets():
-    """The README's three ``### In Python`` blocks: {'card': ..., 'log': ..., 'classify': ...}."""
-    section = read('README.md').split('### In Python', 1)[1].split('\n## ', 1)[0]
+    """The three python blocks of docs/python.md: {'card': ..., 'log': ..., 'classify': ...}."""
+    section = read(PYTHON_DOC)
     blocks = re.findall(r'```python\n(.*?)```', section, re.S)
     snippets = {}
     for block in blocks:
@@ -125,16 +127,16 @@ def inference_snippets():
 
 
 def substitute(code, literal, path):
-    """``code`` with the quoted path ``literal`` replaced by ``path``; the README must use it."""
+    """``code`` with the quoted path ``literal`` replaced by ``path``; the snippet must use it."""
     quoted = repr(literal)
-    assert quoted in code, 'the README snippet no longer names %s' % quoted
+    assert quoted in code, 'the snippet no longer names %s' % quoted
     return code.replace(quoted, repr(path))
 
 
 def run_snippets(*codes):
     namespace = {}
     for code in codes:
-        exec(compile(code, 'README.md', 'exec'), namespace)
+        exec(compile(code, PYTHON_DOC, 'exec'), namespace)
     return namespace
 
 
@@ -339,6 +341,19 @@ def test_readme_shows_the_two_commands_and_every_script():
                    'export_onnx.py', 'make_model_card.py', 'launch.py', 'parse_log.py',
                    'plot_curve.py', 'im2rec_prep.sh'):
         assert script in commands, script
+
+
+GENERATED_TABLES = [('README.md', 'readme'), ('docs/imagenet.md', 'evaluation')]
+"""(document, ``convert_weights.py --table`` name) of the tables printed from senet/weights.py."""
+
+
+@pytest.mark.parametrize('document,table', GENERATED_TABLES)
+def test_generated_tables_are_current(document, table):
+    """The ImageNet weights tables are senet.weights.SOURCE_MODELS as convert_weights.py prints it."""
+    import convert_weights
+    assert convert_weights.TABLES[table]() in read(document), (
+        '%s does not hold the table of senet/weights.py as it is now: run `python '
+        'convert_weights.py --table %s` and paste its output over the old table' % (document, table))
 
 
 LINK = re.compile(r'\]\(([^)\s]+)\)')
