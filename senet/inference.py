@@ -14,6 +14,9 @@ builder arguments), ``input`` (how images are fed: ``image_shape`` [C, H, W], ``
 (names in label order), ``test`` (``top1``, ``top5``, ``images``), ``params_sha256``,
 ``params_bytes`` and ``training`` (``command``, ``epochs``, ``wall_time_seconds``, ``machine``,
 ``log``). predict, score and export read ``name``, ``epoch``, ``input`` and ``classes``.
+``quantize.py`` writes INT8 model directories: their card adds ``precision`` (``int8``; absent means
+float32) and ``quantization`` (the float32 model, calibration data and mode), and their graph is
+already the classifier, ending in ``softmax`` (see :func:`probabilities`).
 """
 import json
 import os
@@ -74,13 +77,27 @@ def first_line(err):
 
 
 def probabilities(symbol, name='softmax'):
-    """``softmax(fc1)``: class probabilities of a training graph, without its label input."""
+    """``softmax(fc1)``: class probabilities of a training graph, without its label input.
+
+    A graph that already ends in ``softmax`` without a label input, such as the INT8 graph that
+    ``quantize.py`` writes (oneDNN folds ``fc1`` into a fused operator there), is returned as it is.
+    """
     import mxnet as mx
+    if is_classifier(symbol):
+        return symbol
     internals = symbol.get_internals()
     if 'fc1_output' not in internals.list_outputs():
         raise InferenceError('the graph has no layer named fc1 (the classifier of every network '
                              'in this repository)')
     return mx.sym.softmax(internals['fc1_output'], name=name)
+
+
+def is_classifier(symbol):
+    """True for a graph whose one output is a ``softmax`` operator and that takes no label."""
+    graph = json.loads(symbol.tojson())
+    heads = graph['heads']
+    return (len(heads) == 1 and graph['nodes'][heads[0][0]]['op'] == 'softmax'
+            and not any(name.endswith('_label') for name in symbol.list_arguments()))
 
 
 def inference_module(symbol, arg_params, aux_params, data_shape, context=None):
@@ -210,10 +227,8 @@ def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, 
 
     import data
     image_shape = tuple(image_shape)
-    num_classes = int(arg_params['fc1_bias'].shape[0]) if 'fc1_bias' in arg_params else None
-    if num_classes is None:
-        raise InferenceError('the params have no fc1_bias: not a classifier of this repository')
     mod = inference_module(symbol, arg_params, aux_params, (batch_size,) + image_shape, context)
+    num_classes = mod.output_shapes[0][1][1]
     warmup = mx.io.DataBatch([mx.nd.zeros((batch_size,) + image_shape)])
     mod.forward(warmup, is_train=False)  # oneDNN builds its primitives on the first batch
     mx.nd.waitall()
