@@ -289,12 +289,23 @@ def resolve_rec_files(data_type, data_dir, aug_level=2, data_train=None, data_va
     return train, val
 
 
+INCEPTION_AUGMENTATION = dict(random_resized_crop=True, min_random_area=0.08, max_random_area=1.0,
+                              min_aspect_ratio=3.0 / 4.0, max_aspect_ratio=4.0 / 3.0,
+                              brightness=0.4, contrast=0.4, saturation=0.4, pca_noise=0.1,
+                              rand_mirror=True)
+"""``--aug-level 4``: the Inception-style training augmentation of GluonCV's and timm's ImageNet
+recipes. A crop of 8-100 % of the image's area with aspect ratio 3/4-4/3, resized to the input size;
+a mirror; brightness, contrast and saturation jitter of +-40 %; AlexNet's PCA lighting noise 0.1."""
+
+
 def augmentation(data_type, aug_level, image_shape=None):
     """ImageRecordIter keyword arguments for training-time augmentation.
 
     ImageNet follows the original's levels: 1 random crop + mirror; 2 adds scale 0.533-1, aspect
-    ratio 0.25 and HSV jitter 36/50/50; 3 adds rotation 10 and shear 0.1. Small-image sets use a
-    padded random crop + mirror at every level >= 1. Level 0 turns augmentation off.
+    ratio 0.25 and HSV jitter 36/50/50; 3 adds rotation 10 and shear 0.1. Level 4 is the
+    Inception-style recipe (:data:`INCEPTION_AUGMENTATION`), for ImageNet and custom data.
+    Small-image sets use a padded random crop + mirror at every level >= 1. Level 0 turns
+    augmentation off.
 
     Fashion-MNIST's records are 32x32 (28x28 padded by 2): at the default 32x32 ``image_shape`` a
     crop of the records padded by 2 more; at 28x28 a crop of the records themselves, the same
@@ -308,6 +319,8 @@ def augmentation(data_type, aug_level, image_shape=None):
         return dict(pad=pad, fill_value=0, rand_crop=True, rand_mirror=True)
     if data_type == 'cifar10':
         return dict(pad=4, fill_value=127, rand_crop=True, rand_mirror=True)
+    if aug_level >= 4:
+        return dict(INCEPTION_AUGMENTATION)
     aug = dict(rand_crop=True, rand_mirror=True)
     if data_type == 'imagenet':
         aug['fill_value'] = 127
@@ -319,21 +332,52 @@ def augmentation(data_type, aug_level, image_shape=None):
     return aug
 
 
-def make_rec_iter(rec_path, image_shape, batch_size, train=False, data_type='custom', aug_level=0,
-                  shuffle=False, seed=0, num_parts=1, part_index=0, threads=None):
-    """An ImageRecordIter over ``rec_path`` yielding ``data`` and ``softmax_label``.
+DEFAULT_THREADS = 4
+"""Decoding threads when the caller names none (the trainers pass ``--data-nthreads``)."""
 
-    Build a fresh iterator per epoch and per evaluation: after ``reset()`` MXNet 1.9.1 reports a
-    wrong ``pad`` and alternates the epoch length (docs/reliability.md).
+
+def decoding_threads(requested, processors=None):
+    """Threads MXNet 1.9.1's ImageRecordIter really decodes with when asked for ``requested``.
+
+    Its parser assumes two hardware threads per core and caps the request at half the
+    ``processors`` it may run on, minus one, but at least 1 (``iter_image_recordio_2.cc``): 1 on a
+    machine with 2 or 3 processors, 3 on 8, 31 on 64.
     """
-    import mxnet as mx
+    if processors is None:
+        processors = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
+            else (os.cpu_count() or 1)
+    return min(requested, max(processors // 2 - 1, 1))
+
+
+def rec_iter_params(rec_path, image_shape, batch_size, train=False, data_type='custom', aug_level=0,
+                    shuffle=False, seed=0, num_parts=1, part_index=0, threads=None):
+    """The ImageRecordIter keyword arguments of :func:`make_rec_iter`."""
     kwargs = dict(path_imgrec=rec_path, data_shape=tuple(image_shape), batch_size=batch_size,
                   label_width=1, data_name='data', label_name='softmax_label',
                   shuffle=shuffle, seed=seed, num_parts=num_parts, part_index=part_index,
-                  preprocess_threads=threads or min(4, os.cpu_count() or 1), round_batch=True)
+                  preprocess_threads=threads or min(DEFAULT_THREADS, os.cpu_count() or 1),
+                  round_batch=True)
     if os.path.isfile(idx_path(rec_path)):
         kwargs['path_imgidx'] = idx_path(rec_path)
     if train:
         kwargs.update(augmentation(data_type, aug_level, image_shape))
         kwargs['seed_aug'] = seed
-    return mx.io.ImageRecordIter(**kwargs)
+    return kwargs
+
+
+def make_rec_iter(rec_path, image_shape, batch_size, train=False, data_type='custom', aug_level=0,
+                  shuffle=False, seed=0, num_parts=1, part_index=0, threads=None):
+    """An ImageRecordIter over ``rec_path`` yielding ``data`` and ``softmax_label``.
+
+    ``threads`` decode and augment (ImageRecordIter's ``preprocess_threads``; MXNet lowers it to the
+    machine's processors); the keyword arguments given to ImageRecordIter are kept as the
+    iterator's ``params``. Build a fresh iterator per epoch and per evaluation: after ``reset()``
+    MXNet 1.9.1 reports a wrong ``pad`` and alternates the epoch length (docs/reliability.md).
+    """
+    import mxnet as mx
+    kwargs = rec_iter_params(rec_path, image_shape, batch_size, train=train, data_type=data_type,
+                             aug_level=aug_level, shuffle=shuffle, seed=seed, num_parts=num_parts,
+                             part_index=part_index, threads=threads)
+    iterator = mx.io.ImageRecordIter(**kwargs)
+    iterator.params = kwargs
+    return iterator
