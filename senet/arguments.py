@@ -13,6 +13,7 @@ import os
 
 import data
 import symbols
+from senet import threads
 from symbols import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
@@ -36,6 +37,11 @@ BENCHMARK_BATCHES = 10
 """``--benchmark`` times this many synthetic batches after the warm-up ones."""
 
 POSITIVE_FLAGS = ('batch_size', 'num_epochs', 'frequent', 'num_classes', 'save_period')
+
+DTYPES = ('float32', 'float16', 'bfloat16')
+AUG_LEVELS = (0, 1, 2, 3, 4)
+INCEPTION_AUG_LEVEL = 4
+"""The ``--aug-level`` of Inception-style random-resized crops, colour jitter and PCA lighting."""
 
 
 class UsageError(Exception):
@@ -74,6 +80,7 @@ def add_fit_args(parser):
                      help='trade compute for memory: recompute cheap activations in backward '
                           '(sets MXNET_BACKWARD_DO_MIRROR=1)')
     _add_optimisation_args(parser)
+    _add_recipe_args(parser)
     _add_run_args(parser)
     return parser
 
@@ -101,6 +108,45 @@ def _add_optimisation_args(parser):
                      help='seed of initialisation, shuffling and augmentation')
 
 
+def _add_recipe_args(parser):
+    recipe = parser.add_argument_group(
+        'training recipe', 'regularisation and precision as GluonCV and timm train (docs/recipe.md); '
+                           'all off by default')
+    recipe.add_argument('--label-smoothing', type=float, default=0.0, metavar='EPS',
+                        help='train on targets 1 - EPS + EPS/K for the true class and EPS/K for the '
+                             'others (K classes); 0 turns it off')
+    recipe.add_argument('--mixup', type=float, default=0.0, metavar='ALPHA',
+                        help='mixup: blend each image and its target with another of the batch by '
+                             'lambda ~ Beta(ALPHA, ALPHA); 0 turns it off')
+    recipe.add_argument('--cutmix', type=float, default=0.0, metavar='ALPHA',
+                        help='CutMix: paste a box of another image of the batch, of area 1 - lambda '
+                             '(lambda ~ Beta(ALPHA, ALPHA)), and mix the targets by the pasted area; '
+                             'with --mixup each batch uses one of the two, chosen at random')
+    recipe.add_argument('--mixup-off-epoch', type=int, default=0, metavar='N',
+                        help='stop mixup and CutMix from epoch N on (0-based; 0: never)')
+    recipe.add_argument('--zero-gamma', action='store_true',
+                        help='initialise the gamma of the last BatchNorm of every residual branch '
+                             'to 0, so each residual unit starts as the identity (ResNet-family '
+                             'networks)')
+    recipe.add_argument('--random-erasing', type=float, default=0.0, metavar='P',
+                        help='with probability P per training image, replace one random box '
+                             '(2-33%% of the area, aspect 0.3-3.3) by noise of the batch\'s pixel '
+                             'mean and spread, as timm\'s random erasing; 0 turns it off')
+    recipe.add_argument('--ema', type=float, default=0.0, metavar='DECAY',
+                        help='keep a moving average of the weights and BatchNorm statistics, '
+                             'ema = DECAY * ema + (1 - DECAY) * weights after every update; it is '
+                             'validated each epoch and saved as <prefix>-ema-NNNN.params; 0 turns '
+                             'it off')
+    recipe.add_argument('--dtype', default='float32', choices=DTYPES,
+                        help='training precision; checkpoints stay float32. float16 needs --gpus '
+                             '(MXNet 1.9.1 has no float16 convolution on the CPU); bfloat16 runs '
+                             'on the CPU through oneDNN, but MXNet 1.9.1\'s oneDNN has no AMX '
+                             'path: measured slower than float32 on the CPU (docs/recipe.md)')
+    recipe.add_argument('--loss-scale', type=float, default=1.0, metavar='S',
+                        help='static loss scaling: the loss gradient is multiplied by S and the '
+                             'weight gradients divided by S x batch (float16)')
+
+
 def _add_run_args(parser):
     run = parser.add_argument_group('devices, checkpoints and logging')
     run.add_argument('--gpus', default='',
@@ -122,12 +168,19 @@ def _add_run_args(parser):
                      help='write a checkpoint every this many epochs (and after the last)')
     run.add_argument('--keep-last', type=int, default=0,
                      help='keep only the newest N epochs\' .params/.states (0 keeps all)')
+    run.add_argument('--save-best', action='store_true',
+                     help='keep the epoch of the best validation top-1 so far (of the --ema '
+                          'average if given) as <prefix>-best-NNNN.params, which --keep-last '
+                          'never prunes')
     run.add_argument('--retrain', action='store_true',
                      help='resume training from --model-load-epoch')
     run.add_argument('--frequent', type=int, default=50,
                      help='log training speed and metrics every this many batches')
     run.add_argument('--benchmark', action='store_true',
                      help='train on synthetic data and report img/s; no data files needed')
+    run.add_argument('--test-io', action='store_true',
+                     help='read, decode and augment one epoch of the training data at full speed '
+                          'without training, and report img/s')
 
 
 def add_data_args(parser):
@@ -145,9 +198,15 @@ def add_data_args(parser):
     group.add_argument('--num-classes', type=int, help='classes; default per data type')
     group.add_argument('--num-examples', type=int,
                        help='training examples per epoch; default per data type')
-    group.add_argument('--aug-level', type=int, default=2, choices=(0, 1, 2, 3),
+    group.add_argument('--aug-level', type=int, default=2, choices=AUG_LEVELS,
                        help='augmentation: 0 none, 1 crop+mirror, 2 +scale/aspect/colour, '
-                            '3 +rotation/shear (levels 2-3 apply to ImageNet)')
+                            '3 +rotation/shear (levels 2-3 apply to ImageNet), 4 Inception-style '
+                            'random-resized crop (area 0.08-1, aspect 3/4-4/3), mirror, colour '
+                            'jitter 0.4 and PCA lighting 0.1 (ImageNet and custom data); '
+                            'small-image data sets crop and mirror at every level >= 1')
+    group.add_argument('--data-nthreads', type=int,
+                       help='threads that decode and augment images; default: the cores this '
+                            'process may use (MXNet caps it at the machine\'s processors)')
     return parser
 
 
@@ -261,6 +320,7 @@ def resolve_args(args):
     if args.log_file is None:
         args.log_file = os.path.join('log', tag + '.log')
     _check_run_flags(args)
+    _check_recipe_flags(args)
     _check_devices(args)
     return args
 
@@ -335,6 +395,41 @@ def _check_run_flags(args):
     if args.optimizer not in mx.optimizer.Optimizer.opt_registry:
         raise UsageError('unknown --optimizer %r; choose one of: %s' % (
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
+
+
+def _check_range(args, name, low, high, low_open=False, high_open=False):
+    value = getattr(args, name)
+    if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+        raise UsageError('--%s must be in %s%g, %g%s, got %g' % (
+            name.replace('_', '-'), '(' if low_open else '[', low, high, ')' if high_open else ']',
+            value))
+
+
+def _check_recipe_flags(args):
+    _check_range(args, 'label_smoothing', 0, 1, high_open=True)
+    _check_range(args, 'random_erasing', 0, 1)
+    _check_range(args, 'ema', 0, 1, high_open=True)
+    for name in ('mixup', 'cutmix'):
+        if getattr(args, name) < 0:
+            raise UsageError('--%s must be 0 (off) or a positive Beta parameter ALPHA, got %g'
+                             % (name, getattr(args, name)))
+    if args.mixup_off_epoch < 0:
+        raise UsageError('--mixup-off-epoch must be 0 (never) or a positive epoch, got %d'
+                         % args.mixup_off_epoch)
+    if args.mixup_off_epoch and not (args.mixup or args.cutmix):
+        raise UsageError('--mixup-off-epoch %d needs --mixup or --cutmix' % args.mixup_off_epoch)
+    if not args.loss_scale > 0:
+        raise UsageError('--loss-scale must be positive, got %g' % args.loss_scale)
+    if args.dtype == 'float16' and not parse_gpus(args.gpus):
+        raise UsageError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on '
+                         'the CPU (use --dtype bfloat16 there)')
+    if args.data_nthreads is None:
+        args.data_nthreads = threads.usable_cores()
+    elif args.data_nthreads < 1:
+        raise UsageError('--data-nthreads must be in [1, processors], got %d' % args.data_nthreads)
+    if args.test_io and args.benchmark:
+        raise UsageError('--test-io reads the training data and --benchmark trains on synthetic '
+                         'data: give one of them')
 
 
 def _check_devices(args):

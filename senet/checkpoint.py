@@ -9,6 +9,16 @@ A run stopped by SIGINT/SIGTERM between batches writes a *partial* checkpoint
 ``<prefix>-NNNN-partial.{params,states,json}``: NNNN epochs done and the JSON's ``batch`` batches of
 the next one. Resuming from it skips those batches of the (deterministically shuffled) epoch.
 
+With ``--ema`` the moving average of the weights is saved beside every (partial) checkpoint as its
+own checkpoint under the prefix ``<prefix>-ema``: ``<prefix>-ema-symbol.json`` and
+``<prefix>-ema-NNNN.params`` (``<prefix>-ema-NNNN-partial.params``), so every tool loads it with
+``--prefix <prefix>-ema --epoch NNNN``. With ``--save-best`` the best epoch so far (by validation
+top-1 of the weights the run validates as its result: the average with ``--ema``, else the raw
+weights) is kept as ``<prefix>-best-symbol.json`` and ``<prefix>-best-NNNN.params`` (NNNN: that
+epoch; one at a time), described by ``<prefix>-best.json``; ``--keep-last`` never prunes it.
+
+Parameters are saved in float32 whatever precision trained them.
+
 A training run writes through a :class:`Checkpointer`, which also prunes and names the last good
 checkpoint; the functions below are what it and resume are built from.
 """
@@ -18,6 +28,8 @@ import logging
 import os
 import re
 import signal
+
+import numpy as np
 
 LOG = logging.getLogger('senet')
 
@@ -40,6 +52,30 @@ def partial_paths(prefix, epoch):
     """The params, states and position files of a partial checkpoint after ``epoch`` epochs."""
     base = '%s-%04d-partial' % (prefix, epoch)
     return base + '.params', base + '.states', base + '.json'
+
+
+def ema_prefix(prefix):
+    """The checkpoint prefix of the moving average of ``prefix``'s weights."""
+    return prefix + '-ema'
+
+
+def best_prefix(prefix):
+    """The checkpoint prefix of ``prefix``'s best epoch."""
+    return prefix + '-best'
+
+
+def ema_params_path(prefix, params_path):
+    """The moving average's params file beside ``params_path`` (a file under ``prefix``)."""
+    return ema_prefix(prefix) + params_path[len(prefix):]
+
+
+def params_dict(arg_params, aux_params):
+    """The ``arg:``/``aux:`` dictionary of a params file, in float32."""
+    def float32(value):
+        return value if value.dtype == np.float32 else value.astype(np.float32)
+    params = {'arg:' + k: float32(v) for k, v in arg_params.items()}
+    params.update({'aux:' + k: float32(v) for k, v in aux_params.items()})
+    return params
 
 
 def saved_epochs(prefix):
@@ -94,12 +130,11 @@ def current_params(mod):
     return mod.get_params()
 
 
-def save(mod, symbol, prefix, epoch, save_states=True, batch=None):
-    """Write the checkpoint of ``epoch`` (partial, after ``batch`` batches of the next, if given)."""
+def save(mod, symbol, prefix, epoch, save_states=True, batch=None, ema=None):
+    """Write the checkpoint of ``epoch`` (partial, after ``batch`` batches of the next, if given),
+    with the moving average ``ema`` (a :class:`senet.ema.ModelEma`) beside it if given."""
     import mxnet as mx
-    arg_params, aux_params = current_params(mod)
-    params = {'arg:' + k: v for k, v in arg_params.items()}
-    params.update({'aux:' + k: v for k, v in aux_params.items()})
+    params = params_dict(*current_params(mod))
     sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
     if batch is not None:
         params_path, states_path, position_path = partial_paths(prefix, epoch)
@@ -108,6 +143,11 @@ def save(mod, symbol, prefix, epoch, save_states=True, batch=None):
         atomic_write(states_path, mod.save_optimizer_states)
     if batch is not None:
         atomic_write(position_path, lambda tmp: _write_json(tmp, dict(epoch=epoch, batch=batch)))
+    if ema is not None:
+        atomic_write(checkpoint_paths(ema_prefix(prefix), epoch)[0], symbol.save)
+        ema_params = params_dict(*ema.params())
+        atomic_write(ema_params_path(prefix, params_path),
+                     lambda tmp: mx.nd.save(tmp, ema_params))
     atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
     if batch is None:
         remove_partials(prefix)
@@ -138,9 +178,21 @@ def prune(prefix, keep_last):
     if keep_last <= 0:
         return
     for epoch in saved_epochs(prefix)[:-keep_last]:
-        for path in checkpoint_paths(prefix, epoch)[1:]:
+        _, params_path, states_path = checkpoint_paths(prefix, epoch)
+        for path in (params_path, states_path, ema_params_path(prefix, params_path)):
             if os.path.exists(path):
                 os.remove(path)
+
+
+def read_best(prefix):
+    """The record of ``prefix``'s best checkpoint (epoch, accuracy, weights), or None."""
+    try:
+        with open(best_prefix(prefix) + '.json') as stream:
+            record = json.load(stream)
+        epoch = int(record['epoch'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if os.path.isfile(checkpoint_paths(best_prefix(prefix), epoch)[1]) else None
 
 
 class Checkpointer:
@@ -164,14 +216,19 @@ class Checkpointer:
         This worker's rank; only rank 0 writes.
     save_states : bool
         Whether to write the optimizer states beside the params.
+
+    ema : senet.ema.ModelEma, optional
+        The moving average of the weights (``--ema``), saved beside every checkpoint.
     """
 
-    def __init__(self, prefix, symbol, keep_last=0, rank=0, save_states=True):
+    def __init__(self, prefix, symbol, keep_last=0, rank=0, save_states=True, ema=None):
         self.prefix = prefix
         self.symbol = symbol
         self.keep_last = keep_last
         self.rank = rank
         self.save_states = save_states
+        self.ema = ema
+        self.best = None
 
     def prepare(self):
         """Create the checkpoint directory and delete temporaries left by dead processes."""
@@ -201,9 +258,37 @@ class Checkpointer:
         if self.rank != 0:
             return None
         path = save(mod, self.symbol, self.prefix, epoch, save_states=self.save_states,
-                    batch=batch)
+                    batch=batch, ema=self.ema)
         LOG.info('Saved checkpoint to "%s"', path)
         return path
+
+    def resume_best(self):
+        """Continue the best-epoch record of the run being resumed (``--retrain``)."""
+        self.best = read_best(self.prefix)
+
+    def save_best(self, arg_params, aux_params, epoch, accuracy, weights):
+        """Keep ``epoch``'s parameters as ``<prefix>-best`` if ``accuracy`` beats the best so far.
+
+        ``weights`` says which weights they are ('ema' or 'raw'). Returns the params path written,
+        or None.
+        """
+        if self.rank != 0 or (self.best is not None and accuracy <= self.best['accuracy']):
+            return None
+        import mxnet as mx
+        prefix = best_prefix(self.prefix)
+        sym_path, params_path, _ = checkpoint_paths(prefix, epoch)
+        params = params_dict(arg_params, aux_params)
+        atomic_write(sym_path, self.symbol.save)
+        atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
+        self.best = dict(epoch=epoch, accuracy=accuracy, weights=weights,
+                         params=os.path.basename(params_path))
+        atomic_write(prefix + '.json', lambda tmp: _write_json(tmp, self.best))
+        for path in glob.glob(glob.escape(prefix) + '-*.params'):
+            if path != params_path:
+                os.remove(path)
+        LOG.info('Epoch[%d] best validation accuracy so far %f: saved "%s"', epoch - 1, accuracy,
+                 params_path)
+        return params_path
 
     def last_good(self):
         """The newest complete params file and how to resume from it, for error messages."""

@@ -10,6 +10,12 @@ The trainers (``train_se_resnext_w_d.py``, ...) only choose their family's defau
 Checkpoints are ``<prefix>-symbol.json``, ``<prefix>-%04d.params`` and ``<prefix>-%04d.states``
 after every epoch; ``--model-load-epoch N --retrain`` restores parameters, optimizer state and the
 learning-rate position and continues with epoch N + 1.
+
+The training recipe (docs/recipe.md) enters as steps of its own: the batch transforms of
+:class:`senet.recipe.BatchRecipe` between the iterator and the network, ``--zero-gamma`` after
+initialisation, the moving average :class:`senet.ema.ModelEma` after each update and at each
+validation, the precision in the trained graph (:func:`senet.network.with_precision`) and the
+optimizer (:func:`optimizer_params`).
 """
 import collections
 import dataclasses
@@ -28,14 +34,18 @@ import data
 import symbols
 from senet import arguments, checkpoint, metrics, network, training_log
 from senet.arguments import UsageError
+from senet.ema import ModelEma
 from senet.lr_schedule import CosineScheduler, EpochStepScheduler
+from senet.recipe import BatchRecipe
 
 LOG = logging.getLogger('senet')
 
 ResumePoint = collections.namedtuple('ResumePoint',
-                                     'epoch batch arg_params aux_params states_path')
+                                     'epoch batch arg_params aux_params states_path ema_params',
+                                     defaults=(None,))
 """Where a run begins: epochs and batches done, their parameters and optimizer-state file (0, 0
-and None for a fresh run)."""
+and None for a fresh run), and with ``--ema`` the moving average's (arg, aux) parameters saved with
+them (None: none saved)."""
 
 FRESH_START = ResumePoint(0, 0, None, None, None)
 
@@ -117,15 +127,21 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     plan = make_plan(args, start_job(args), contexts)
     if plan.distributed:
         tag_worker_logs(plan.rank, plan.num_workers)
+    if args.save_best and not plan.val_rec:
+        raise UsageError('--save-best needs validation data (--data-val)')
+    recipe = BatchRecipe.from_args(args)
+    if args.test_io:
+        return test_io(args, plan, recipe)
     resume = load_resume_point(args)
     saver = make_checkpointer(args, plan, saved_symbol)
     LOG.info('arguments: %s', vars(args))
     initial = (arg_params, aux_params) if arg_params is not None and not args.retrain else None
-    mod = bind(args, plan, train_symbol, resume, initial)
+    mod = bind(args, plan, train_symbol, resume, initial, soft_labels=recipe.soft_labels)
+    saver.ema = make_ema(args, mod, resume)
     scheduler = init_optimizer(mod, args, plan, resume)
     if args.benchmark:
-        return benchmark(mod, args, plan.contexts[0])
-    return train(mod, args, plan, resume, scheduler, saver)
+        return benchmark(mod, args, plan.contexts[0], recipe)
+    return train(mod, args, plan, resume, scheduler, saver, recipe)
 
 
 # --- the run plan ---
@@ -193,7 +209,11 @@ def make_plan(args, kv, contexts):
 
 
 def log_threads(args):
-    """Log the OpenMP threads of the CPU contexts; warn when several contexts share every core."""
+    """Log the OpenMP threads of the CPU contexts (warning when several contexts share every core)
+    and the image decoding threads."""
+    LOG.info('--data-nthreads %d: ImageRecordIter decodes with %d thread(s) (MXNet 1.9.1 uses at '
+             'most half the processors minus one)', args.data_nthreads,
+             data.decoding_threads(args.data_nthreads))
     if args.cpus == 1 and not args.gpus:
         LOG.info('1 CPU context with OMP_NUM_THREADS=%s',
                  os.environ.get('OMP_NUM_THREADS', "unset (MXNet's default)"))
@@ -208,11 +228,16 @@ def log_threads(args):
 
 
 def build_network(args, symbol=None):
-    """(graph to train, graph to checkpoint); a network the builder rejects is a UsageError."""
+    """(graph to train, graph to checkpoint); a network the builder rejects is a UsageError, and
+    so is ``--zero-gamma`` for a network without residual branches ending in a BatchNorm."""
     try:
-        return network.training_symbols(args, symbol)
+        train_symbol, saved_symbol = network.training_symbols(args, symbol)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.zero_gamma and not network.zero_gamma_names(saved_symbol):
+        raise UsageError('--zero-gamma applies to residual units whose branch ends in a BatchNorm '
+                         '(se-resnext, se-resnet, senet-154); this network has none')
+    return train_symbol, saved_symbol
 
 
 def start_job(args):
@@ -233,13 +258,19 @@ def load_resume_point(args):
         epoch, batch, params_path, states_path = checkpoint.resume_point(args.model_prefix,
                                                                          args.model_load_epoch)
         arg_params, aux_params = checkpoint.load_params(params_path)
+        ema_path = checkpoint.ema_params_path(args.model_prefix, params_path)
+        ema_params = checkpoint.load_params(ema_path) if args.ema and os.path.isfile(ema_path) \
+            else None
     except checkpoint.CheckpointError as err:
         raise UsageError(str(err)) from None
     if epoch >= args.num_epochs:
         raise UsageError('the checkpoint of epoch %d is not before --num-epochs %d: nothing to '
                          'train; raise --num-epochs' % (epoch, args.num_epochs))
     LOG.info('resuming from %s: epoch %d, batch %d', params_path, epoch, batch)
-    return ResumePoint(epoch, batch, arg_params, aux_params, states_path)
+    if args.ema and ema_params is None:
+        LOG.warning('no moving average saved as %s: --ema restarts from the resumed weights',
+                    ema_path)
+    return ResumePoint(epoch, batch, arg_params, aux_params, states_path, ema_params)
 
 
 def make_checkpointer(args, plan, symbol):
@@ -250,23 +281,27 @@ def make_checkpointer(args, plan, symbol):
         saver.prepare()
     except checkpoint.CheckpointError as err:
         raise UsageError(str(err)) from None
+    if args.retrain:
+        saver.resume_best()
     return saver
 
 
 # --- bind and optimizer ---
 
-def bind(args, plan, symbol, resume, initial=None):
+def bind(args, plan, symbol, resume, initial=None, soft_labels=False):
     """A Module of ``symbol`` over the plan's contexts, bound for ``--batch-size`` and initialised.
 
     Parameters come from ``initial`` (fine-tuning; the Xavier initializer fills those it lacks) or
-    from the resume point; a fresh run draws them all from the initializer.
+    from the resume point; a fresh run draws them all from the initializer, and ``--zero-gamma``
+    then sets the gammas of :func:`senet.network.zero_gamma_names` that the initializer drew to 0.
+    With ``soft_labels`` the label is bound as (batch, classes) target distributions.
     """
     import mxnet as mx
     arg_params, aux_params = initial or (resume.arg_params, resume.aux_params)
     mod = mx.mod.Module(symbol, context=plan.contexts)
     data_shape = (args.batch_size,) + tuple(args.image_shape)
-    mod.bind(data_shapes=[('data', data_shape)], label_shapes=[('softmax_label',
-                                                                 (args.batch_size,))])
+    label_shape = (args.batch_size, args.num_classes) if soft_labels else (args.batch_size,)
+    mod.bind(data_shapes=[('data', data_shape)], label_shapes=[('softmax_label', label_shape)])
     initializer = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
     try:
         mod.init_params(initializer, arg_params=arg_params, aux_params=aux_params,
@@ -275,7 +310,28 @@ def bind(args, plan, symbol, resume, initial=None):
         raise UsageError('the checkpoint of epoch %d does not fit this network (%s); check '
                          '--network, --depth, --num-group and --num-classes'
                          % (resume.epoch, str(err).strip().splitlines()[0])) from None
+    if args.zero_gamma and resume.arg_params is None:
+        zero_gammas(mod, exclude=arg_params or {})
     return mod
+
+
+def zero_gammas(mod, exclude=()):
+    """Set the last BatchNorm gamma of every residual branch of ``mod`` to 0, except ``exclude``."""
+    arg_params, aux_params = checkpoint.current_params(mod)
+    names = [name for name in network.zero_gamma_names(mod.symbol) if name not in exclude]
+    for name in names:
+        arg_params[name][:] = 0
+    mod.set_params(arg_params, aux_params)
+    LOG.info('--zero-gamma: %d BatchNorm gammas start at 0', len(names))
+
+
+def make_ema(args, mod, resume):
+    """The moving average of ``--ema`` (None without it): the resumed one, else the weights now."""
+    if not args.ema:
+        return None
+    if resume.ema_params is not None:
+        return ModelEma(args.ema, *resume.ema_params)
+    return ModelEma(args.ema, *checkpoint.current_params(mod))
 
 
 def make_scheduler(args, epoch_updates):
@@ -286,6 +342,20 @@ def make_scheduler(args, epoch_updates):
                               args.warmup_epochs)
 
 
+def optimizer_params(args, plan, scheduler, begin_update):
+    """The optimizer's settings: learning rate and schedule, weight decay, momentum, and the
+    gradient scale 1 / (``--loss-scale`` x examples per update); below float32 a multi-precision
+    update, which keeps float32 master weights of float16 ones."""
+    params = dict(learning_rate=args.lr, wd=args.wd, lr_scheduler=scheduler,
+                  rescale_grad=1.0 / (args.loss_scale * plan.update_batch),
+                  begin_num_update=begin_update)
+    if args.optimizer in ('sgd', 'nag'):
+        params['momentum'] = args.mom
+    if args.dtype != 'float32':
+        params['multi_precision'] = True
+    return params
+
+
 def init_optimizer(mod, args, plan, resume):
     """Set up the optimizer at the resume point (states and learning rate); returns the schedule."""
     scheduler = make_scheduler(args, plan.epoch_size * plan.updates_per_batch)
@@ -294,12 +364,8 @@ def init_optimizer(mod, args, plan, resume):
             LOG.warning('learning-rate step at epoch %g is never reached in %d epochs', step,
                         args.num_epochs)
     begin_update = plan.updates(resume.epoch, resume.batch)
-    optimizer_params = dict(learning_rate=args.lr, wd=args.wd, lr_scheduler=scheduler,
-                            rescale_grad=1.0 / plan.update_batch, begin_num_update=begin_update)
-    if args.optimizer in ('sgd', 'nag'):
-        optimizer_params['momentum'] = args.mom
     mod.init_optimizer(kvstore=plan.kvstore, optimizer=args.optimizer,
-                       optimizer_params=optimizer_params)
+                       optimizer_params=optimizer_params(args, plan, scheduler, begin_update))
     if args.retrain and plan.distributed:
         LOG.warning('--kv-store %s keeps optimizer states on the servers, which cannot load them: '
                     'resumed from epoch %d with the parameters and learning rate %g; momentum '
@@ -316,14 +382,15 @@ def init_optimizer(mod, args, plan, resume):
 
 # --- the epoch loop ---
 
-def train(mod, args, plan, resume, scheduler, saver):
-    """Train from the resume point to ``--num-epochs``; returns the last validation metrics."""
+def train(mod, args, plan, resume, scheduler, saver, recipe=None):
+    """Train from the resume point to ``--num-epochs``; returns the last validation metrics (of
+    the moving average with ``--ema``)."""
     progress = Progress(resume.epoch, args.num_epochs)
     with StopRequest() as stop:
         for epoch in range(resume.epoch, args.num_epochs):
             first = resume.batch if epoch == resume.epoch else 0
             tic = time.time()
-            metric = train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop)
+            metric = train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop, recipe)
             progress.log_epoch(epoch, metric, (plan.epoch_size - first) * args.batch_size,
                                time.time() - tic, scheduler(plan.updates(epoch + 1, 0)))
             end_of_epoch(mod, args, plan, epoch, saver, stop, progress)
@@ -332,13 +399,15 @@ def train(mod, args, plan, resume, scheduler, saver):
     return progress.val_metrics
 
 
-def train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop):
+def train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop, recipe=None):
     """Train batches ``first`` .. ``plan.epoch_size`` - 1 of ``epoch``; returns its training metric.
 
     Each batch's labels and loss are checked, every ``--frequent`` batches speed and metrics are
     logged, and a stop request (``stop``, a :class:`StopRequest`) saves a partial checkpoint and
     raises :class:`TrainingStopped`. Resuming inside the epoch skips the batches already trained
-    of the same deterministically shuffled order.
+    of the same deterministically shuffled order. ``recipe`` (a :class:`BatchRecipe`) transforms
+    each batch before training; the metric compares the outputs with the batch's own labels. The
+    moving average of ``--ema`` (``saver.ema``) follows every update.
     """
     metric = metrics.make_metric(args.num_classes)
     batches = iter(train_iter(args, plan, epoch))
@@ -348,13 +417,16 @@ def train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop):
     for nbatch in range(first, plan.epoch_size):
         batch = next(batches)
         check_labels(batch, args.num_classes, plan.train_rec)
-        mod.forward_backward(batch)
+        trained = recipe.apply(batch, epoch, nbatch)[0] if recipe is not None else batch
+        mod.forward_backward(trained)
         mod.update()
         if not all(np.isfinite(out.asnumpy()).all() for out in mod.get_outputs()):
             raise TrainingStopped(
                 'non-finite loss at epoch %d, batch %d; nothing was saved after it. Last good '
                 'checkpoint: %s; lower --lr or add --warmup-epochs'
                 % (epoch, nbatch, saver.last_good()), 3)
+        if saver.ema is not None:
+            saver.ema.update(mod)
         mod.update_metric(metric, batch.label)
         if (nbatch + 1) % args.frequent == 0:
             speed = (nbatch + 1 - window_start) * args.batch_size / (time.time() - window_tic)
@@ -389,11 +461,20 @@ def end_of_epoch(mod, args, plan, epoch, saver, stop, progress):
     if last or (epoch + 1) % args.save_period == 0 or stop.signum is not None:
         saver.save(mod, epoch + 1)
     if plan.val_rec:
-        values, count = metrics.evaluate(mod, functools.partial(val_iter, args, plan),
-                                         args.num_classes)
+        make_val_iter = functools.partial(val_iter, args, plan)
+        values, count = metrics.evaluate(mod, make_val_iter, args.num_classes)
         for name, value in values.items():
             LOG.info('Epoch[%d] Validation-%s=%f', epoch, name, value)
-        progress.validated(epoch, values, count)
+        result, weights = values, (arg_params, aux_params)
+        if saver.ema is not None:
+            result = evaluate_ema(mod, saver.ema, make_val_iter, args.num_classes)
+            weights = saver.ema.params()
+            for name, value in result.items():
+                LOG.info('Epoch[%d] Validation-ema-%s=%f', epoch, name, value)
+        progress.validated(epoch, result, count)
+        if args.save_best:
+            saver.save_best(*weights, epoch + 1, result['accuracy'],
+                            'ema' if saver.ema is not None else 'raw')
     if plan.rank == 0:
         write_curve(args)
     if stop.signum is not None and not last:
@@ -402,18 +483,54 @@ def end_of_epoch(mod, args, plan, epoch, saver, stop, progress):
             % (signal.Signals(stop.signum).name, epoch + 1), 128 + stop.signum)
 
 
+def evaluate_ema(mod, ema, make_iter, num_classes):
+    """Validation metrics of the moving average ``ema``, evaluated in ``mod`` whose own weights are
+    put back afterwards."""
+    arg_params, aux_params = checkpoint.current_params(mod)
+    raw = ({k: v.copy() for k, v in arg_params.items()}, {k: v.copy() for k, v in aux_params.items()})
+    mod.set_params(*ema.params())
+    try:
+        return metrics.evaluate(mod, make_iter, num_classes)[0]
+    finally:
+        mod.set_params(*raw)
+
+
 def train_iter(args, plan, epoch):
-    """This worker's share of the training data, shuffled by a seed of ``--seed`` and the epoch."""
+    """This worker's share of the training data, shuffled by a seed of ``--seed`` and the epoch,
+    decoded by ``--data-nthreads`` threads."""
     return data.make_rec_iter(plan.train_rec, args.image_shape, args.batch_size, train=True,
                               data_type=args.data_type, aug_level=args.aug_level, shuffle=True,
                               seed=args.seed * 1000 + epoch, num_parts=plan.num_workers,
-                              part_index=plan.rank)
+                              part_index=plan.rank, threads=args.data_nthreads)
 
 
 def val_iter(args, plan):
     """This worker's share of the validation data."""
     return data.make_rec_iter(plan.val_rec, args.image_shape, args.batch_size,
-                              num_parts=plan.num_workers, part_index=plan.rank)
+                              num_parts=plan.num_workers, part_index=plan.rank,
+                              threads=args.data_nthreads)
+
+
+def test_io(args, plan, recipe):
+    """``--test-io``: read, decode and augment one epoch of this worker's training data (and the
+    recipe's batch transforms) without training; log and return img/s."""
+    import mxnet as mx
+    batches = iter(train_iter(args, plan, 0))
+    tic = window_tic = time.time()
+    for nbatch in range(plan.epoch_size):
+        batch = recipe.apply(next(batches), 0, nbatch)[0]
+        for array in batch.data + batch.label:
+            array.wait_to_read()
+        if (nbatch + 1) % args.frequent == 0:
+            LOG.info('test-io: Batch [%d]\tSpeed: %.2f samples/sec', nbatch + 1,
+                     args.frequent * args.batch_size / (time.time() - window_tic))
+            window_tic = time.time()
+    mx.nd.waitall()
+    speed = plan.epoch_size * args.batch_size / (time.time() - tic)
+    LOG.info('test-io: %d images of %s in %.2f s: %.1f img/s with --data-nthreads %d, '
+             '--aug-level %d', plan.epoch_size * args.batch_size, plan.train_rec,
+             time.time() - tic, speed, args.data_nthreads, args.aug_level)
+    return {'img_per_sec': speed}
 
 
 class Progress:
@@ -551,23 +668,25 @@ class SyntheticIter:
         return self.batch
 
 
-def benchmark(mod, args, context):
-    """Time forward, backward and update on synthetic batches; log and return img/s."""
+def benchmark(mod, args, context, recipe=None):
+    """Time forward, backward and update on synthetic batches (with the recipe's batch transforms);
+    log and return img/s."""
     import mxnet as mx
     batches = SyntheticIter(args.batch_size, args.image_shape, args.num_classes, context)
     times = []
     for i in range(arguments.BENCHMARK_WARMUP + arguments.BENCHMARK_BATCHES):
         tic = time.time()
-        mod.forward_backward(next(batches))
+        batch = next(batches)
+        mod.forward_backward(recipe.apply(batch, 0, i)[0] if recipe is not None else batch)
         mod.update()
         mx.nd.waitall()
         if i >= arguments.BENCHMARK_WARMUP:
             times.append(time.time() - tic)
     speed = args.batch_size / float(np.median(times))
     depth = ' depth %d' % args.depth if symbols.fixed_depth(args.network) is None else ''
-    LOG.info('benchmark: %s%s, batch %d, input %s: training %.2f img/s (median of %d '
+    LOG.info('benchmark: %s%s, batch %d, input %s, %s: training %.2f img/s (median of %d '
              'batches)', args.network, depth, args.batch_size,
-             'x'.join(map(str, args.image_shape)), speed, arguments.BENCHMARK_BATCHES)
+             'x'.join(map(str, args.image_shape)), args.dtype, speed, arguments.BENCHMARK_BATCHES)
     return {'img_per_sec': speed}
 
 

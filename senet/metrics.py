@@ -57,7 +57,8 @@ def evaluate(mod, make_iter, num_classes):
     metric = make_metric(num_classes)
     count = 0
     for batch in make_iter():
-        mod.forward(batch, is_train=False)
+        # Without its labels: a training module may be bound for (N, K) target distributions.
+        mod.forward(mx.io.DataBatch(data=batch.data, pad=batch.pad), is_train=False)
         keep = batch.data[0].shape[0] - batch.pad
         outputs = [out[:keep] for out in mod.get_outputs()]
         metric.update([batch.label[0][:keep]], outputs)

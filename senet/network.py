@@ -3,7 +3,13 @@
 Checkpoints hold the textbook graph (``symbols.textbook_graph``). On the CPU training binds the
 default fast forms, which avoid oneDNN's slow paths in MXNet 1.9.1, with the same parameters;
 with ``--gpus`` it binds the textbook graph as well, since those paths do not exist there.
+
+With ``--dtype`` or ``--loss-scale`` the trained graph's input and head change
+(:func:`with_precision`); the checkpointed graph never does, so checkpoints load everywhere.
 """
+import json
+import re
+
 import symbols
 from symbols import textbook_graph, training_graph
 
@@ -43,9 +49,72 @@ def training_symbols(args, saved=None):
         When the builder rejects the flags (an unsupported depth, groups that do not divide...).
     """
     if saved is not None:
-        if args.gpus:
-            return saved, saved
-        return training_graph(saved, (1,) + tuple(args.image_shape)), saved
-    with textbook_graph():
-        saved = build_symbol(args)
-    return (saved if args.gpus else build_symbol(args)), saved
+        trained = saved if args.gpus else training_graph(saved, (1,) + tuple(args.image_shape))
+    else:
+        with textbook_graph():
+            saved = build_symbol(args)
+        trained = saved if args.gpus else build_symbol(args)
+    dtype, loss_scale = getattr(args, 'dtype', 'float32'), getattr(args, 'loss_scale', 1.0)
+    return with_precision(trained, dtype, loss_scale), saved
+
+
+RESIDUAL_BN_GAMMA = re.compile(r'^(stage\d+_unit\d+)_bn(\d+)_gamma$')
+"""The gammas of a ResNet-family unit's BatchNorms ``stage{s}_unit{u}_bn{k}``; the shortcut's
+``_sc_bn`` is not among them."""
+
+
+def zero_gamma_names(symbol):
+    """Gammas of the last BatchNorm of every residual branch of ``symbol`` (``--zero-gamma``).
+
+    In a ResNet-family unit that is the highest-numbered ``stage{s}_unit{u}_bn{k}``: bn3 of a
+    bottleneck and bn2 of a basic unit. With it at 0 the branch starts at zero: a post-activation
+    unit's BatchNorm then outputs its beta (0), which the SE block scales; a pre-activation unit's
+    last convolution (no bias) sees relu(0). The Inception networks have no such BatchNorm (the
+    residual branches of Inception-ResNet-v2 end in a 1x1 convolution with a bias): an empty list.
+    """
+    last = {}
+    for name in symbol.list_arguments():
+        match = RESIDUAL_BN_GAMMA.match(name)
+        if match:
+            unit, index = match.group(1), int(match.group(2))
+            if index > last.get(unit, (0, None))[0]:
+                last[unit] = (index, name)
+    return sorted(name for _, name in last.values())
+
+
+def with_precision(symbol, dtype='float32', loss_scale=1.0):
+    """The training graph ``symbol`` trained in ``dtype`` with static loss scale ``loss_scale``.
+
+    float32 with scale 1 returns ``symbol`` itself. Otherwise the head is rebuilt: the SoftmaxOutput
+    ``softmax`` gets ``grad_scale=loss_scale`` (the optimizer divides by it again, see
+    :func:`senet.fit.optimizer_params`) and takes float32 logits. float16 follows MXNet's recipe for
+    Module: the input is cast to float16 in the graph (``data_float16``), so every convolution and
+    fully-connected weight is float16 (BatchNorm keeps float32 parameters), and the logits are cast
+    back (``fc1_float32``) before the softmax. bfloat16 goes through MXNet's AMP graph pass
+    (``mxnet.contrib.amp.convert_symbol``), which runs convolutions and fully-connected layers in
+    bfloat16 through oneDNN and keeps every parameter, BatchNorm and the softmax in float32.
+    """
+    if dtype == 'float32' and loss_scale == 1.0:
+        return symbol
+    import mxnet as mx
+    nodes = json.loads(symbol.tojson())['nodes']
+    head = [node for node in nodes if node['name'] == 'softmax' and node['op'] == 'SoftmaxOutput']
+    if len(head) != 1:
+        raise ValueError('the network does not end in a SoftmaxOutput named softmax')
+    logits_node = nodes[head[0]['inputs'][0][0]]
+    logits = symbol.get_internals()[logits_node['name'] if logits_node['op'] == 'null'
+                                    else logits_node['name'] + '_output']
+    if dtype == 'float16':
+        data = mx.sym.Cast(mx.sym.Variable('data'), dtype='float16', name='data_float16')
+        logits = mx.sym.Cast(logits(data=data), dtype='float32', name='%s_float32'
+                             % logits_node['name'])
+    attrs = dict(head[0].get('attrs', {}))
+    if loss_scale != 1.0:
+        attrs['grad_scale'] = repr(float(loss_scale))
+    out = mx.sym.SoftmaxOutput(data=logits, label=mx.sym.Variable('softmax_label'), name='softmax',
+                               **attrs)
+    if dtype == 'bfloat16':
+        from mxnet.contrib import amp
+        out = amp.convert_symbol(out, target_dtype='bfloat16', cast_optional_params=False,
+                                 data_names=['data', 'softmax_label'])
+    return out
