@@ -6,9 +6,12 @@ Units follow He et al., "Deep Residual Learning for Image Recognition" (2016): p
 pre-activation (:func:`preact_residual_unit`; He et al., "Identity Mappings in Deep Residual
 Networks", 2016). The bottleneck's 3x3 convolution may be grouped (Xie et al., ResNeXt, 2017).
 Each unit carries the SE block of Hu et al. (2018) on its residual branch before the add.
-Deviation from ResNet as published: a bottleneck's stride sits on its 3x3 convolution rather than
-the first 1x1, as in MXNet's ResNet example and in ResNeXt. A unit projects its shortcut (ResNet's
-option B) only where the shape changes.
+Deviation from ResNet as published: by default a bottleneck's stride sits on its 3x3 convolution
+rather than the first 1x1, as in MXNet's ResNet example and in ResNeXt (``UnitSpec.stride_in_1x1``
+moves it to the 1x1, as in the authors' Caffe models). A unit projects its shortcut (ResNet's
+option B) only where the shape changes. The stem's 3x3/2 max-pool pads by 1 and rounds down
+(MXNet's and PyTorch's ResNets) or, as the authors' Caffe models do, rounds up without padding
+(:data:`STEM_POOLS`).
 
 Depths (:data:`IMAGENET_UNITS`) are those of MXNet's ResNet example, 269 included. Small images
 (height <= 32, e.g. CIFAR-10 and Fashion-MNIST padded to 32x32) get the CIFAR layout of the two
@@ -17,7 +20,7 @@ bottleneck units per stage with outputs 64/128/256; otherwise (d - 2) % 6 == 0 u
 basic units per stage with outputs 16/32/64. A widening factor k (as in Zagoruyko and Komodakis'
 wide residual networks, 2016) multiplies those outputs by k; the 16-channel stem stays.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import mxnet as mx
 
@@ -48,6 +51,22 @@ IMAGENET_BASIC_DEPTHS = (18, 34)
 IMAGENET_STEM = 64
 IMAGENET_BOTTLENECK_OUTPUTS = (256, 512, 1024, 2048)
 IMAGENET_BASIC_OUTPUTS = (64, 128, 256, 512)
+
+BOTTLENECK_EXPANSION = 4
+"""A bottleneck unit's output channels over its ``planes`` (ResNet's expansion)."""
+
+RESNEXT_BASE_PLANES = 64
+"""ResNeXt's base width is the width of one group at 64 planes (stage 1): a bottleneck of
+``planes`` has ``floor(planes * base_width / 64)`` channels per group."""
+
+STEM_POOLS = {
+    'pad': dict(pad=(1, 1)),
+    'ceil': dict(pooling_convention='full'),
+}
+"""The stem's 3x3/2 max-pool ``pool0``: ``'pad'`` pads by 1 and rounds the output size down
+(MXNet's and PyTorch's ResNets, GluonCV, timm's ResNet); ``'ceil'`` has no padding and rounds up
+(the authors' Caffe models, timm's ``legacy_*``). Both give 56x56 from 112x112, shifted by one
+pixel."""
 
 SMALL_STEM = 16
 SMALL_BOTTLENECK_OUTPUTS = (64, 128, 256)
@@ -84,15 +103,32 @@ class UnitSpec(NamedTuple):
     conv2_to_output: bool = False
     """The bottleneck's 3x3 convolution widens to the unit's output channels (SENet-154) instead of
     keeping the bottleneck width."""
+    stride_in_1x1: bool = False
+    """The bottleneck's stride sits on its first 1x1 convolution (ResNet as published, the
+    authors' Caffe SE-ResNets) instead of its 3x3 convolution."""
+    base_width: Optional[int] = None
+    """ResNeXt's width of one group at 64 planes: the bottleneck has
+    ``floor(planes * base_width / 64) * num_group`` channels, ``planes = num_filter / 4``
+    (:data:`RESNEXT_BASE_PLANES`); None: ``num_filter // width_ratio``."""
+
+    def bottleneck_width(self, num_filter):
+        """Channels of the first 1x1 convolution of a bottleneck unit with ``num_filter`` outputs
+        (and of its 3x3 convolution, unless ``conv2_to_output``)."""
+        if self.base_width is None:
+            return num_filter // self.width_ratio
+        planes = num_filter // BOTTLENECK_EXPANSION
+        return planes * self.base_width // RESNEXT_BASE_PLANES * self.num_group
 
     def convs(self, num_filter, stride):
         """(output channels, kernel, stride, groups) of each convolution of a unit with
-        ``num_filter`` outputs and ``stride`` (on the 3x3 convolution, or the first 3x3)."""
+        ``num_filter`` outputs and ``stride`` (on the bottleneck's 3x3 or first 1x1 convolution,
+        or the first 3x3 of a basic unit)."""
         if not self.bottle_neck:
             return [(num_filter, 3, stride, 1), (num_filter, 3, 1, 1)]
-        width = num_filter // self.width_ratio
-        return [(width, 1, 1, 1),
-                (num_filter if self.conv2_to_output else width, 3, stride, self.num_group),
+        width = self.bottleneck_width(num_filter)
+        stride_1x1, stride_3x3 = (stride, 1) if self.stride_in_1x1 else (1, stride)
+        return [(width, 1, stride_1x1, 1),
+                (num_filter if self.conv2_to_output else width, 3, stride_3x3, self.num_group),
                 (num_filter, 1, 1, 1)]
 
 
@@ -135,12 +171,33 @@ def _small_image_plan(num_layers, image_shape, widen_factor):
                      '(basic: 8, 14, 26, 32, ...)' % (num_layers, image_shape[1], image_shape[2]))
 
 
-def stem(data, num_filter, small, bn_mom=0.9, workspace=512, activate=True):
-    """``conv0`` -> ``bn0`` -> ``relu0``: 7x7/2 and a 3x3/2 max-pool ``pool0``, or 3x3/1 when ``small``.
+def check_stem_pool(pool, small=False):
+    """Raise ValueError unless ``pool`` is one of :data:`STEM_POOLS`, and unless it is ``'pad'``
+    where the network is ``small`` (the small-image stem has no pool)."""
+    if pool not in STEM_POOLS:
+        raise ValueError('stem pool %r is not supported; choose one of: %s'
+                         % (pool, ', '.join(STEM_POOLS)))
+    if small and pool != 'pad':
+        raise ValueError('stem pool %r applies to ImageNet-sized inputs: the small-image stem '
+                         '(height <= %d) has no max-pool' % (pool, SMALL_IMAGE_MAX_SIDE))
+
+
+def stem_pool(data, pool):
+    """The stem's 3x3/2 max-pool ``pool0`` in mode ``pool`` (:data:`STEM_POOLS`)."""
+    check_stem_pool(pool)
+    return mx.sym.Pooling(data=data, kernel=(3, 3), stride=(2, 2), pool_type='max', name='pool0',
+                          **STEM_POOLS[pool])
+
+
+def stem(data, num_filter, small, bn_mom=0.9, workspace=512, activate=True, pool='pad'):
+    """``conv0`` -> ``bn0`` -> ``relu0``: 7x7/2 and a 3x3/2 max-pool ``pool0`` in mode ``pool``
+    (:data:`STEM_POOLS`), or 3x3/1 when ``small``.
 
     Without ``activate`` the small-image stem is the bare ``conv0``, as in MXNet's pre-activation
-    ResNet (its first unit starts with BatchNorm and ReLU).
+    ResNet (its first unit starts with BatchNorm and ReLU). The small-image stem has no pool:
+    there ``pool`` must be ``'pad'``, the default.
     """
+    check_stem_pool(pool, small)
     if small:
         if not activate:
             return conv(data, num_filter, 3, 'conv0', workspace=workspace)
@@ -148,20 +205,18 @@ def stem(data, num_filter, small, bn_mom=0.9, workspace=512, activate=True):
                        workspace=workspace)
     body = conv_bn(data, num_filter, 7, 'conv0', 'bn0', stride=2, act_name='relu0',
                    bn_mom=bn_mom, workspace=workspace)
-    return mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type='max',
-                          name='pool0')
+    return stem_pool(body, pool)
 
 
-def deep_stem(data, convs, bn_mom=0.9, workspace=512):
+def deep_stem(data, convs, bn_mom=0.9, workspace=512, pool='ceil'):
     """SENet-154's stem: 3x3 ``conv0_{i}`` -> ``bn0_{i}`` -> ``relu0_{i}`` for each (output
-    channels, stride) of ``convs``, then a 3x3/2 ceil-mode max-pool ``pool0`` (as in the authors'
-    released Caffe model)."""
+    channels, stride) of ``convs``, then a 3x3/2 max-pool ``pool0`` in mode ``pool``
+    (:data:`STEM_POOLS`; ``'ceil'`` as in the authors' released Caffe model)."""
     body = data
     for index, (num_filter, stride) in enumerate(convs, start=1):
         body = conv_bn(body, num_filter, 3, 'conv0_%d' % index, 'bn0_%d' % index, stride=stride,
                        act_name='relu0_%d' % index, bn_mom=bn_mom, workspace=workspace)
-    return mx.sym.Pooling(data=body, kernel=(3, 3), stride=(2, 2), pool_type='max',
-                          pooling_convention='full', name='pool0')
+    return stem_pool(body, pool)
 
 
 def _layer_names(name, index):
@@ -182,8 +237,8 @@ def residual_unit(data, num_filter, stride, dim_match, name, spec, sc_kernel=1,
     num_filter : int
         Output channels of the unit.
     stride : int
-        Stride of the unit (on the bottleneck's 3x3 convolution, or the first 3x3 of a basic unit)
-        and of its projection shortcut.
+        Stride of the unit (on the bottleneck's 3x3 or first 1x1 convolution, as ``spec`` says,
+        or the first 3x3 of a basic unit) and of its projection shortcut.
     dim_match : bool
         True when input and output shapes agree, so the shortcut is the identity.
     name : str

@@ -10,9 +10,13 @@ Two versions (``version``):
    final ``bn1`` -> ``relu1`` before the pool. The projection shortcut ``_sc`` is a convolution of
    the unit's first pre-activation, without BatchNorm.
 
-Both use basic (two 3x3) units at depths 18 and 34 and project a shortcut only where the shape
-changes (deviation: the original's version 2 also projected the first unit of ResNet-18/34, 64 to
-64 channels). Depths, stems, small-image rule and layer names are those of
+The authors' released Caffe SE-ResNets put a bottleneck's stride on its first 1x1 convolution
+(``stride_in_1x1``) and round their stem's max-pool up without padding (``stem_pool='ceil'``); the
+defaults are those of timm's ``seresnet*`` and MXNet's ResNet example.
+
+Both versions use basic (two 3x3) units at depths 18 and 34 and project a shortcut only where the
+shape changes (deviation: the original's version 2 also projected the first unit of ResNet-18/34,
+64 to 64 channels). Depths, stems, small-image rule and layer names are those of
 :mod:`symbols.resnet_family`, without depth 269: small images (height <= 32) take depth d with
 (d - 2) % 9 == 0 (bottleneck, outputs 64/128/256) or (d - 2) % 6 == 0 (basic, outputs 16/32/64).
 """
@@ -36,7 +40,8 @@ VERSIONS = tuple(sorted(UNITS))
 
 
 def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1, drop_out=0.0,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, widen_factor=1):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, widen_factor=1,
+               stride_in_1x1=False, stem_pool='pad'):
     """Build SE-ResNet ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -60,18 +65,31 @@ def get_symbol(num_classes, num_layers=50, image_shape=(3, 224, 224), version=1,
         SE reduction ratio.
     widen_factor : int
         Multiplies the stage outputs of a small-image network.
+    stride_in_1x1 : bool
+        Put a bottleneck unit's stride on its first 1x1 convolution (ResNet as published, the
+        authors' Caffe models) instead of its 3x3 convolution (timm, MXNet's ResNet example).
+        Bottleneck units only.
+    stem_pool : str
+        The stem's 3x3/2 max-pool: ``'pad'`` pads by 1 and rounds down (timm's ResNet);
+        ``'ceil'`` rounds up without padding (the authors' Caffe models, timm's ``legacy_*``).
+        ImageNet-sized inputs only: the small-image stem has no pool.
     """
     if version not in VERSIONS:
         raise ValueError('se-resnet version %r is not supported; choose one of: %s'
                          % (version, ', '.join(map(str, VERSIONS))))
     image_shape = parse_image_shape(image_shape)
     plan = resnet_family.network_plan(num_layers, image_shape, IMAGENET_UNITS, widen_factor)
+    if stride_in_1x1 and not plan.bottle_neck:
+        raise ValueError('stride_in_1x1 applies to bottleneck units; depth %d has basic units'
+                         % num_layers)
     preact = version == 2
-    spec = resnet_family.UnitSpec(plan.bottle_neck, 1, BOTTLENECK_WIDTH_RATIO)
+    spec = resnet_family.UnitSpec(plan.bottle_neck, 1, BOTTLENECK_WIDTH_RATIO,
+                                  stride_in_1x1=stride_in_1x1)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
         body = resnet_family.stem(data_input(bn_mom), plan.stem_width, plan.small,
-                                  activate=not (preact and plan.small), **common)
+                                  activate=not (preact and plan.small), pool=stem_pool,
+                                  **common)
         body = resnet_family.residual_stages(body, plan.units, plan.outputs, plan.stem_width,
                                              spec, unit=UNITS[version], reduction=reduction,
                                              **common)

@@ -6,8 +6,10 @@ outputs 256/512/1024/2048, each a 1x1 convolution to half the output width, a 3x
 BatchNorm, the residual add and ReLU. The stem is three 3x3 convolutions (64/2, 64, 128) with
 BatchNorm and ReLU, then a 3x3/2 max-pool; projection shortcuts are 3x3 where they downsample
 (stages 2-4) and 1x1 in stage 1; dropout (default 0.2) before ``fc1``. This follows the authors'
-released Caffe model, including its ceil-mode max-pool; deviation: layer names follow this
-repository's scheme (``conv0_1``..``conv0_3`` for the stem, ``stage{s}_unit{u}_*`` as in SE-ResNeXt).
+released Caffe model, including its ceil-mode max-pool, as GluonCV's ``senet_154`` does
+(``stem_pool='pad'`` gives timm's ``senet154``, which pads it by 1 and rounds down); deviation:
+layer names follow this repository's scheme (``conv0_1``..``conv0_3`` for the stem,
+``stage{s}_unit{u}_*`` as in SE-ResNeXt).
 
 The depth is fixed (``num_layers`` is 154 or None); any input of at least 32x32 works through the
 global pool. Train it with ``train_se_resnext_w_d.py --network senet-154 --drop-out 0.2`` (that
@@ -53,7 +55,7 @@ MIN_IMAGE_SIZE = 32
 
 
 def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out=DROP_OUT,
-               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION):
+               bn_mom=0.9, workspace=512, reduction=SE_REDUCTION, stem_pool='ceil'):
     """Build SENet-154 ending in a SoftmaxOutput named ``softmax``.
 
     Parameters
@@ -72,6 +74,10 @@ def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out
         Convolution workspace in MB.
     reduction : int
         SE reduction ratio.
+    stem_pool : str
+        The stem's 3x3/2 max-pool: ``'ceil'`` rounds up without padding (the authors' Caffe model,
+        GluonCV's ``senet_154``, timm's ``legacy_senet154``); ``'pad'`` pads by 1 and rounds down
+        (timm's ``senet154``).
     """
     check_fixed_depth('senet-154', num_layers, DEPTH)
     image_shape = parse_image_shape(image_shape)
@@ -81,7 +87,7 @@ def get_symbol(num_classes, num_layers=None, image_shape=(3, 224, 224), drop_out
     spec = resnet_family.UnitSpec(True, NUM_GROUP, BOTTLENECK_WIDTH_RATIO, conv2_to_output=True)
     common = dict(bn_mom=bn_mom, workspace=workspace)
     with mx.name.NameManager():
-        body = resnet_family.deep_stem(data_input(bn_mom), STEM, **common)
+        body = resnet_family.deep_stem(data_input(bn_mom), STEM, pool=stem_pool, **common)
         body = resnet_family.residual_stages(body, UNITS, OUTPUTS, STEM[-1][0], spec,
                                              sc_kernels=SHORTCUT_KERNELS, reduction=reduction,
                                              **common)

@@ -11,6 +11,9 @@ PARAMETER_COUNTS = {
     # timm seresnet18 / seresnet34: basic units have no groups, so they equal SE-ResNet.
     ('se-resnext', 18, ''): 11779624,
     ('se-resnext', 34, ''): 21960416,
+    # timm legacy_seresnext26_32x4d (timm's weights in Cadene's SENet layout), 16.79 M in its
+    # results-imagenet.csv.
+    ('se-resnext', 26, ''): 16790280,
     # The original SENet.mxnet's released SE-ResNeXt-50 (64 groups): its symbol JSON has these
     # shapes (test_se_resnext.test_released_model_names_and_shapes).
     ('se-resnext', 50, 'num_group=64'): 26852568,
