@@ -96,12 +96,11 @@ class SourceModel:
         return self.network is not None
 
 
-_STEM_POOL = ('a stem max-pool in ceil mode without padding (the Caffe models\'; se-resnext and '
-              'se-resnet pad by 1 and round down)')
 _DEEP_STEM = 'a deep stem (three 3x3 convolutions, {widths}) with an average-pool shortcut (avg_down)'
-_BASE_WIDTH = ('a bottleneck base width (base_width={width} with {groups} groups: {mid}-channel 3x3 '
-               'convolutions in stage 1, where se-resnext fixes the bottleneck at half the output, '
-               '128)')
+_LEGACY_BASIC = ('SE widths of C // 16 without rounding up to 8 (4 for 64 channels) and the SE '
+                 'after the second ReLU of a basic unit')
+_LEGACY_SE_RESNET = dict(version=1, stride_in_1x1=True, stem_pool='ceil')
+"""The authors' Caffe SE-ResNets: stride on the first 1x1 convolution, stem pool in ceil mode."""
 
 SOURCE_MODELS = (
     # GluonCV 0.10 model zoo: model_zoo/resnext.py (Block with use_se) and senet.py.
@@ -111,8 +110,10 @@ SOURCE_MODELS = (
     SourceModel('gluoncv', 'se_resnext101_32x4d', 'se-resnext', dict(num_layers=101, num_group=32),
                 'gluoncv-resnext', (Weights('', 80.91, 95.39),), licence=GLUONCV_LICENCE,
                 accuracy=GLUONCV_ACCURACY.format(table='ResNext')),
-    SourceModel('gluoncv', 'se_resnext101_64x4d',
-                needs=_BASE_WIDTH.format(width=4, groups=64, mid=256), licence=GLUONCV_LICENCE),
+    SourceModel('gluoncv', 'se_resnext101_64x4d', 'se-resnext',
+                dict(num_layers=101, num_group=64, base_width=4), 'gluoncv-resnext',
+                (Weights('', 81.01, 95.32),), licence=GLUONCV_LICENCE,
+                accuracy=GLUONCV_ACCURACY.format(table='ResNext')),
     SourceModel('gluoncv', 'senet_154', 'senet-154', {}, 'gluoncv-senet',
                 (Weights('', 81.26, 95.51),), licence=GLUONCV_LICENCE,
                 accuracy=GLUONCV_ACCURACY.format(table='Others')),
@@ -132,45 +133,50 @@ SOURCE_MODELS = (
     SourceModel('timm', 'seresnext101_32x4d', 'se-resnext', dict(num_layers=101, num_group=32),
                 'timm-resnet', (Weights('gluon_in1k', 80.886, 95.268, interpolation='bicubic'),),
                 aliases={'gluon_seresnext101_32x4d': 'gluon_in1k'}, accuracy=TIMM_ACCURACY),
-    SourceModel('timm', 'seresnext101_64x4d', needs=_BASE_WIDTH.format(width=4, groups=64, mid=256),
-                aliases={'gluon_seresnext101_64x4d': 'gluon_in1k'}),
-    SourceModel('timm', 'seresnext101_32x8d', needs=_BASE_WIDTH.format(width=8, groups=32, mid=256)),
-    SourceModel('timm', 'senet154', aliases={'gluon_senet154': 'gluon_in1k'},
-                needs='a stem max-pool padded by 1 in floor mode (timm\'s ResNet stem; senet-154 '
-                      'builds the Caffe model\'s ceil-mode pool without padding, as GluonCV\'s '
-                      'senet_154 does)'),
+    SourceModel('timm', 'seresnext101_64x4d', 'se-resnext',
+                dict(num_layers=101, num_group=64, base_width=4), 'timm-resnet',
+                (Weights('gluon_in1k', 80.884, 95.308, interpolation='bicubic'),),
+                aliases={'gluon_seresnext101_64x4d': 'gluon_in1k'}, accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'seresnext101_32x8d', 'se-resnext',
+                dict(num_layers=101, num_group=32, base_width=8), 'timm-resnet',
+                (Weights('ah_in1k', 83.618, 96.412, crop_pct=0.95, interpolation='bicubic'),),
+                accuracy=TIMM_ACCURACY),
+    # GluonCV's senet_154 weights on timm's ResNet, whose stem pool pads by 1 and rounds down.
+    SourceModel('timm', 'senet154', 'senet-154', dict(stem_pool='pad'), 'timm-resnet',
+                (Weights('gluon_in1k', 81.258, 95.358, interpolation='bicubic'),),
+                aliases={'gluon_senet154': 'gluon_in1k'}, accuracy=TIMM_ACCURACY),
     SourceModel('timm', 'seresnet152d', needs=_DEEP_STEM.format(widths='32, 32, 64')),
-    SourceModel('timm', 'seresnext26d_32x4d',
-                needs='depth 26 (units 2, 2, 2, 2) and ' + _DEEP_STEM.format(widths='32, 32, 64')),
+    SourceModel('timm', 'seresnext26d_32x4d', needs=_DEEP_STEM.format(widths='32, 32, 64')),
     SourceModel('timm', 'seresnext26t_32x4d', aliases={'seresnext26tn_32x4d': ''},
-                needs='depth 26 (units 2, 2, 2, 2) and ' + _DEEP_STEM.format(widths='24, 32, 64')),
-    SourceModel('timm', 'seresnext101d_32x8d',
-                needs=_BASE_WIDTH.format(width=8, groups=32, mid=256) + ' and '
-                + _DEEP_STEM.format(widths='32, 32, 64')),
+                needs=_DEEP_STEM.format(widths='24, 32, 64')),
+    SourceModel('timm', 'seresnext101d_32x8d', needs=_DEEP_STEM.format(widths='32, 32, 64')),
     SourceModel('timm', 'seresnextaa101d_32x8d',
-                needs=_BASE_WIDTH.format(width=8, groups=32, mid=256) + ', '
-                + _DEEP_STEM.format(widths='32, 32, 64')
+                needs=_DEEP_STEM.format(widths='32, 32, 64')
                 + ' and anti-aliased strides (3x3 convolutions at stride 1 followed by a 2x2 '
                   'average pool)'),
     # timm 1.0: models/senet.py, Cadene's port of the authors' Caffe models.
     SourceModel('timm', 'legacy_senet154', 'senet-154', {}, 'timm-legacy',
                 (Weights('in1k', 81.320, 95.502),), accuracy=TIMM_ACCURACY),
-    SourceModel('timm', 'legacy_seresnet18',
-                needs=_STEM_POOL + ', SE widths of C // 16 without rounding up to 8 (4 for 64 '
-                      'channels) and SE after the second ReLU of a basic unit'),
-    SourceModel('timm', 'legacy_seresnet34',
-                needs=_STEM_POOL + ', SE widths of C // 16 without rounding up to 8 (4 for 64 '
-                      'channels) and SE after the second ReLU of a basic unit'),
-    SourceModel('timm', 'legacy_seresnet50',
-                needs=_STEM_POOL + ' and the stride on the bottleneck\'s first 1x1 convolution'),
-    SourceModel('timm', 'legacy_seresnet101',
-                needs=_STEM_POOL + ' and the stride on the bottleneck\'s first 1x1 convolution'),
-    SourceModel('timm', 'legacy_seresnet152',
-                needs=_STEM_POOL + ' and the stride on the bottleneck\'s first 1x1 convolution'),
-    SourceModel('timm', 'legacy_seresnext26_32x4d',
-                needs='depth 26 (units 2, 2, 2, 2) and ' + _STEM_POOL),
-    SourceModel('timm', 'legacy_seresnext50_32x4d', needs=_STEM_POOL),
-    SourceModel('timm', 'legacy_seresnext101_32x4d', needs=_STEM_POOL),
+    SourceModel('timm', 'legacy_seresnet18', needs=_LEGACY_BASIC),
+    SourceModel('timm', 'legacy_seresnet34', needs=_LEGACY_BASIC),
+    SourceModel('timm', 'legacy_seresnet50', 'se-resnet', dict(num_layers=50, **_LEGACY_SE_RESNET),
+                'timm-legacy', (Weights('in1k', 77.650, 93.732),), accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'legacy_seresnet101', 'se-resnet',
+                dict(num_layers=101, **_LEGACY_SE_RESNET), 'timm-legacy',
+                (Weights('in1k', 78.370, 94.264),), accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'legacy_seresnet152', 'se-resnet',
+                dict(num_layers=152, **_LEGACY_SE_RESNET), 'timm-legacy',
+                (Weights('in1k', 78.662, 94.370),), accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'legacy_seresnext26_32x4d', 'se-resnext',
+                dict(num_layers=26, num_group=32, stem_pool='ceil'), 'timm-legacy',
+                (Weights('in1k', 77.100, 93.332, interpolation='bicubic'),),
+                accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'legacy_seresnext50_32x4d', 'se-resnext',
+                dict(num_layers=50, num_group=32, stem_pool='ceil'), 'timm-legacy',
+                (Weights('in1k', 79.080, 94.428),), accuracy=TIMM_ACCURACY),
+    SourceModel('timm', 'legacy_seresnext101_32x4d', 'se-resnext',
+                dict(num_layers=101, num_group=32, stem_pool='ceil'), 'timm-legacy',
+                (Weights('in1k', 80.274, 95.032),), accuracy=TIMM_ACCURACY),
 )
 
 
@@ -266,8 +272,13 @@ automatic names in files saved the legacy way."""
 
 LAYOUTS = {
     # framework parameter names, stem and head layers, unit layers, index of stage 1
+    # ResNet.conv1 is the 7x7 convolution or, in a deep stem, Sequential(conv, bn, relu, conv, bn,
+    # relu, conv); ResNet.bn1 is the stem's last BatchNorm either way.
     'timm-resnet': dict(params=TORCH_PARAMS, unit=TIMM_RESNET_UNIT,
-                        stem={'conv0': 'conv1', 'bn0': 'bn1', 'fc1': 'fc'},
+                        stem={'conv0': 'conv1', 'bn0': 'bn1',
+                              'conv0_1': 'conv1.0', 'bn0_1': 'conv1.1',
+                              'conv0_2': 'conv1.3', 'bn0_2': 'conv1.4',
+                              'conv0_3': 'conv1.6', 'bn0_3': 'bn1', 'fc1': 'fc'},
                         stage='layer{stage}.{index}.'),
     'timm-legacy': dict(params=TORCH_PARAMS, unit=TIMM_LEGACY_UNIT,
                         stem={'conv0': 'layer0.conv1', 'bn0': 'layer0.bn1',
