@@ -13,7 +13,7 @@ import os
 
 import data
 import symbols
-from senet import threads
+from senet import ranges, threads
 from symbols import SMALL_IMAGE_MAX_SIDE, parse_image_shape
 
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async')
@@ -314,6 +314,9 @@ def resolve_args(args):
         For the first problem found, with the text to show the user.
     """
     _fill_data_defaults(args)
+    out_of_range = ranges.check(args)
+    if out_of_range:
+        raise UsageError(out_of_range)
     tag = _run_tag(args)
     if args.model_prefix is None:
         args.model_prefix = os.path.join('model', tag)
