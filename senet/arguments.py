@@ -128,6 +128,10 @@ def _add_recipe_args(parser):
                         help='initialise the gamma of the last BatchNorm of every residual branch '
                              'to 0, so each residual unit starts as the identity (ResNet-family '
                              'networks)')
+    recipe.add_argument('--no-wd', action='store_true',
+                        help="no weight decay on BatchNorm gammas, as GluonCV's --no-wd (MXNet's "
+                             'optimizer already decays only parameters named *_weight or *_gamma: '
+                             'biases and betas never)')
     recipe.add_argument('--random-erasing', type=float, default=0.0, metavar='P',
                         help='with probability P per training image, replace one random box '
                              '(2-33%% of the area, aspect 0.3-3.3) by noise of the batch\'s pixel '
@@ -139,9 +143,10 @@ def _add_recipe_args(parser):
                              'it off')
     recipe.add_argument('--dtype', default='float32', choices=DTYPES,
                         help='training precision; checkpoints stay float32. float16 needs --gpus '
-                             '(MXNet 1.9.1 has no float16 convolution on the CPU); bfloat16 runs '
-                             'on the CPU through oneDNN, but MXNet 1.9.1\'s oneDNN has no AMX '
-                             'path: measured slower than float32 on the CPU (docs/recipe.md)')
+                             '(MXNet 1.9.1 has no float16 convolution on the CPU). bfloat16 runs '
+                             'on the CPU through oneDNN, which in MXNet 1.9.1 has no AMX path: on '
+                             'a 2-core AVX512-BF16 CPU it trained at 1.0-1.1x float32\'s speed, '
+                             'no real gain (docs/recipe.md)')
     recipe.add_argument('--loss-scale', type=float, default=1.0, metavar='S',
                         help='static loss scaling: the loss gradient is multiplied by S and the '
                              'weight gradients divided by S x batch (float16)')

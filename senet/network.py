@@ -54,8 +54,26 @@ def training_symbols(args, saved=None):
         with textbook_graph():
             saved = build_symbol(args)
         trained = saved if args.gpus else build_symbol(args)
+    if getattr(args, 'no_wd', False):
+        trained = without_decay(trained, [name for name in trained.list_arguments()
+                                          if name.endswith('_gamma')])
     dtype, loss_scale = getattr(args, 'dtype', 'float32'), getattr(args, 'loss_scale', 1.0)
     return with_precision(trained, dtype, loss_scale), saved
+
+
+def without_decay(symbol, names):
+    """A copy of ``symbol`` whose parameters ``names`` have weight-decay multiplier 0.
+
+    MXNet's optimizer reads a variable's ``__wd_mult__`` attribute (``Optimizer.set_wd_mult``);
+    by default it decays every parameter whose name ends in ``_weight`` or ``_gamma``.
+    """
+    import mxnet as mx
+    graph = json.loads(symbol.tojson())
+    wanted = set(names)
+    for node in graph['nodes']:
+        if node['op'] == 'null' and node['name'] in wanted:
+            node.setdefault('attrs', {})['__wd_mult__'] = '0.0'
+    return mx.sym.load_json(json.dumps(graph))
 
 
 RESIDUAL_BN_GAMMA = re.compile(r'^(stage\d+_unit\d+)_bn(\d+)_gamma$')
@@ -91,8 +109,9 @@ def with_precision(symbol, dtype='float32', loss_scale=1.0):
     Module: the input is cast to float16 in the graph (``data_float16``), so every convolution and
     fully-connected weight is float16 (BatchNorm keeps float32 parameters), and the logits are cast
     back (``fc1_float32``) before the softmax. bfloat16 goes through MXNet's AMP graph pass
-    (``mxnet.contrib.amp.convert_symbol``), which runs convolutions and fully-connected layers in
-    bfloat16 through oneDNN and keeps every parameter, BatchNorm and the softmax in float32.
+    (``mxnet.contrib.amp.convert_symbol``): convolutions and fully-connected layers (with the
+    BatchNorms and ReLUs between them) run in bfloat16 through oneDNN on bfloat16 casts of the
+    float32 parameters; the SE scale, the residual additions and the softmax stay float32.
     """
     if dtype == 'float32' and loss_scale == 1.0:
         return symbol

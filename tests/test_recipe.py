@@ -185,11 +185,14 @@ def test_zero_gamma_names_of_each_family():
         fit.build_network(args)
 
 
-def test_weight_decay_reaches_weights_and_gammas_only():
+@pytest.mark.parametrize('no_wd', [False, True])
+def test_weight_decay_reaches_weights_and_gammas_only(no_wd):
     """MXNet's rule (Optimizer.set_wd_mult): decay on names ending in _weight or _gamma, none on
-    _bias and _beta. One SGD step with zero gradients moves exactly those by -lr * wd * value."""
+    _bias and _beta; --no-wd takes the gammas out too. One SGD step with zero gradients moves
+    exactly the decayed parameters, each by -lr * wd * value."""
     mod, args, plan = bound_module(['--optimizer', 'sgd', '--mom', '0', '--wd', '0.01',
-                                    '--lr', '0.5', '--lr-step-epochs', '100'])
+                                    '--lr', '0.5', '--lr-step-epochs', '100'] +
+                                   (['--no-wd'] if no_wd else []))
     arg_params, aux_params = checkpoint.current_params(mod)
     rng = np.random.RandomState(0)
     start = {name: rng.uniform(0.5, 1.5, value.shape) for name, value in arg_params.items()}
@@ -205,9 +208,13 @@ def test_weight_decay_reaches_weights_and_gammas_only():
         if not np.allclose(factor, 1):
             assert np.allclose(factor, 1 - 0.5 * 0.01, atol=1e-6), name
             decayed.add(name)
-    assert decayed == {n for n in start if n.endswith('_weight') or n.endswith('_gamma')}
-    assert {'fc1_weight', 'stage1_unit1_excitation1_weight', 'stage1_unit1_bn1_gamma'} <= decayed
+    suffixes = ('_weight',) if no_wd else ('_weight', '_gamma')
+    assert decayed == {n for n in start if n.endswith(suffixes)}
+    assert {'fc1_weight', 'stage1_unit1_excitation1_weight', 'conv0_weight'} <= decayed
+    assert ('stage1_unit1_bn1_gamma' in decayed) != no_wd
     assert not {'fc1_bias', 'stage1_unit1_excitation1_bias', 'stage1_unit1_bn1_beta'} & decayed
+    with symbols.textbook_graph():
+        assert fit.build_network(args)[1].tojson() == network.build_symbol(args).tojson()
 
 
 # --- EMA and the best checkpoint ---
