@@ -405,36 +405,15 @@ def _check_run_flags(args):
             args.optimizer, ', '.join(sorted(mx.optimizer.Optimizer.opt_registry))))
 
 
-def _check_range(args, name, low, high, low_open=False, high_open=False):
-    value = getattr(args, name)
-    if value < low or (low_open and value == low) or value > high or (high_open and value == high):
-        raise UsageError('--%s must be in %s%g, %g%s, got %g' % (
-            name.replace('_', '-'), '(' if low_open else '[', low, high, ')' if high_open else ']',
-            value))
-
-
 def _check_recipe_flags(args):
-    _check_range(args, 'label_smoothing', 0, 1, high_open=True)
-    _check_range(args, 'random_erasing', 0, 1)
-    _check_range(args, 'ema', 0, 1, high_open=True)
-    for name in ('mixup', 'cutmix'):
-        if getattr(args, name) < 0:
-            raise UsageError('--%s must be 0 (off) or a positive Beta parameter ALPHA, got %g'
-                             % (name, getattr(args, name)))
-    if args.mixup_off_epoch < 0:
-        raise UsageError('--mixup-off-epoch must be 0 (never) or a positive epoch, got %d'
-                         % args.mixup_off_epoch)
+    """The recipe flags together (their ranges are in :mod:`senet.ranges`)."""
     if args.mixup_off_epoch and not (args.mixup or args.cutmix):
         raise UsageError('--mixup-off-epoch %d needs --mixup or --cutmix' % args.mixup_off_epoch)
-    if not args.loss_scale > 0:
-        raise UsageError('--loss-scale must be positive, got %g' % args.loss_scale)
     if args.dtype == 'float16' and not parse_gpus(args.gpus):
         raise UsageError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on '
                          'the CPU (use --dtype bfloat16 there)')
     if args.data_nthreads is None:
         args.data_nthreads = threads.usable_cores()
-    elif args.data_nthreads < 1:
-        raise UsageError('--data-nthreads must be in [1, processors], got %d' % args.data_nthreads)
     if args.test_io and args.benchmark:
         raise UsageError('--test-io reads the training data and --benchmark trains on synthetic '
                          'data: give one of them')
