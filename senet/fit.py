@@ -32,7 +32,7 @@ import numpy as np
 
 import data
 import symbols
-from senet import arguments, checkpoint, faults, metrics, network, training_log
+from senet import arguments, checkpoint, metrics, network, training_log
 from senet.arguments import UsageError
 from senet.ema import ModelEma
 from senet.lr_schedule import CosineScheduler, EpochStepScheduler
@@ -94,14 +94,10 @@ def main(argv=None, description=None, networks=None, add_args=None, prepare=None
         return err.exit_code
     except Exception as err:  # MXNet's C++ errors carry a stack trace: keep the first line.
         import mxnet as mx
-        if faults.is_failure(err):  # a full disk, a removed directory, a changed .rec, no memory
-            _remove_handlers(logging.getLogger())
-            sys.stderr.write('%s: error: %s\n' % (
-                parser.prog, faults.describe(err, getattr(args, 'model_prefix', None))))
-            return faults.EXIT_CODE
         if not isinstance(err, mx.base.MXNetError):
             raise
-        sys.stderr.write('%s: error: MXNet failed: %s\n' % (parser.prog, faults.mxnet_reason(err)))
+        sys.stderr.write('%s: error: MXNet failed: %s\n'
+                         % (parser.prog, str(err).strip().splitlines()[0]))
         return 1
     return 0
 
@@ -141,7 +137,7 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     LOG.info('arguments: %s', vars(args))
     initial = (arg_params, aux_params) if arg_params is not None and not args.retrain else None
     mod = bind(args, plan, train_symbol, resume, initial, soft_labels=recipe.soft_labels)
-    saver.ema = make_ema(args, mod, resume)
+    saver.ema = make_ema(args, mod, resume, plan.contexts[0])
     scheduler = init_optimizer(mod, args, plan, resume)
     if args.benchmark:
         return benchmark(mod, args, plan.contexts[0], recipe)
@@ -329,13 +325,13 @@ def zero_gammas(mod, exclude=()):
     LOG.info('--zero-gamma: %d BatchNorm gammas start at 0', len(names))
 
 
-def make_ema(args, mod, resume):
-    """The moving average of ``--ema`` (None without it): the resumed one, else the weights now."""
+def make_ema(args, mod, resume, context):
+    """The moving average of ``--ema`` on ``context`` (None without it): the resumed one, else
+    the weights now."""
     if not args.ema:
         return None
-    if resume.ema_params is not None:
-        return ModelEma(args.ema, *resume.ema_params)
-    return ModelEma(args.ema, *checkpoint.current_params(mod))
+    start = resume.ema_params if resume.ema_params is not None else checkpoint.current_params(mod)
+    return ModelEma(args.ema, *start, context=context)
 
 
 def make_scheduler(args, epoch_updates):
@@ -415,11 +411,11 @@ def train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop, recip
     """
     metric = metrics.make_metric(args.num_classes)
     batches = iter(train_iter(args, plan, epoch))
-    for nbatch in range(first):
-        faults.next_batch(batches, plan.train_rec, '--data-train', epoch, nbatch)
+    for _ in range(first):
+        next(batches)
     window_tic, window_start = time.time(), first
     for nbatch in range(first, plan.epoch_size):
-        batch = faults.next_batch(batches, plan.train_rec, '--data-train', epoch, nbatch)
+        batch = next(batches)
         check_labels(batch, args.num_classes, plan.train_rec)
         trained = recipe.apply(batch, epoch, nbatch)[0] if recipe is not None else batch
         mod.forward_backward(trained)
@@ -501,8 +497,7 @@ def evaluate_ema(mod, ema, make_iter, num_classes):
 
 def train_iter(args, plan, epoch):
     """This worker's share of the training data, shuffled by a seed of ``--seed`` and the epoch,
-    decoded by ``--data-nthreads`` threads; the file is checked first (it may have changed)."""
-    faults.check_rec(plan.train_rec, '--data-train')
+    decoded by ``--data-nthreads`` threads."""
     return data.make_rec_iter(plan.train_rec, args.image_shape, args.batch_size, train=True,
                               data_type=args.data_type, aug_level=args.aug_level, shuffle=True,
                               seed=args.seed * 1000 + epoch, num_parts=plan.num_workers,
@@ -510,8 +505,7 @@ def train_iter(args, plan, epoch):
 
 
 def val_iter(args, plan):
-    """This worker's share of the validation data, the file checked first."""
-    faults.check_rec(plan.val_rec, '--data-val')
+    """This worker's share of the validation data."""
     return data.make_rec_iter(plan.val_rec, args.image_shape, args.batch_size,
                               num_parts=plan.num_workers, part_index=plan.rank,
                               threads=args.data_nthreads)
@@ -704,7 +698,7 @@ def setup_logging(log_file):
     directory = os.path.dirname(os.path.abspath(log_file))
     try:
         os.makedirs(directory, exist_ok=True)
-        file_handler = faults.RunLogHandler(log_file)
+        file_handler = logging.FileHandler(log_file)
     except OSError as err:
         raise UsageError('cannot write the log file %s (%s); choose another --log-file'
                          % (log_file, err.strerror or err)) from None

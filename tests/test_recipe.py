@@ -15,7 +15,7 @@ import pytest
 import data
 import symbols
 import train_se_resnext_w_d
-from senet import arguments, checkpoint, fit, network, recipe, threads
+from senet import arguments, checkpoint, fit, metrics, network, recipe, threads
 from senet.ema import ModelEma
 
 SMALL = ['--image-shape', '3,28,28', '--depth', '14']
@@ -275,6 +275,16 @@ def test_recipe_run_resumes_its_ema_and_keeps_the_best_epoch(fmnist_slice, tmp_p
                 1e-4 * np.linalg.norm(a[name].asnumpy()) + 1e-6, (prefix, name)
     ema_2, raw_2 = params(split, 'net-ema', 2), params(split, 'net', 2)
     assert not np.allclose(ema_2['fc1_weight'].asnumpy(), raw_2['fc1_weight'].asnumpy())
+    # The logged EMA accuracy is that of the saved average, loaded as any checkpoint is.
+    saved_symbol, arg_params, aux_params = mx.model.load_checkpoint(
+        str(split / 'model' / 'net-ema'), 2)
+    scorer = mx.mod.Module(saved_symbol, context=mx.cpu())
+    scorer.bind(data_shapes=[('data', (64, 3, 28, 28))], label_shapes=[('softmax_label', (64,))],
+                for_training=False)
+    scorer.set_params(arg_params, aux_params)
+    values, _ = metrics.evaluate(scorer, lambda: data.make_rec_iter(
+        fmnist_slice['val'], (3, 28, 28), 64), 10)
+    assert values['accuracy'] == pytest.approx(validation(log, 'ema-accuracy')[-1], abs=1e-6)
 
     for directory in (straight, split):
         accuracies = validation((directory / 'log' / 'net.log').read_text(), 'ema-accuracy')
@@ -386,6 +396,14 @@ def test_aug_level_4_is_inception_style_and_validation_is_not_augmented(fmnist_s
     plain, augmented = first_batch(0).asnumpy(), first_batch(4).asnumpy()
     assert augmented.shape == plain.shape == (64, 3, 24, 24)
     assert np.abs(augmented - plain).mean() > 5
+
+
+def test_save_best_needs_validation_data(fmnist_slice, tmp_path, capsys):
+    argv = slice_run(fmnist_slice, tmp_path, 1, ['--save-best'])
+    del argv[argv.index('--data-val'):argv.index('--data-val') + 2]
+    assert train_se_resnext_w_d.main(argv) == 2
+    assert '--save-best needs validation data (--data-val)' in capsys.readouterr().err
+    assert not (tmp_path / 'model').exists()
 
 
 @pytest.mark.parametrize('argv,fragment', [
