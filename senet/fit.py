@@ -140,7 +140,7 @@ def fit(args, symbol=None, arg_params=None, aux_params=None):
     saver.ema = make_ema(args, mod, resume, plan.contexts[0])
     scheduler = init_optimizer(mod, args, plan, resume)
     if args.benchmark:
-        return benchmark(mod, args, plan.contexts[0], recipe)
+        return benchmark(mod, args, plan.contexts[0], recipe, saver.ema)
     return train(mod, args, plan, resume, scheduler, saver, recipe)
 
 
@@ -669,9 +669,9 @@ class SyntheticIter:
         return self.batch
 
 
-def benchmark(mod, args, context, recipe=None):
-    """Time forward, backward and update on synthetic batches (with the recipe's batch transforms);
-    log and return img/s."""
+def benchmark(mod, args, context, recipe=None, ema=None):
+    """Time forward, backward and update on synthetic batches (with the recipe's batch transforms
+    and the moving average's update, if any); log and return img/s."""
     import mxnet as mx
     batches = SyntheticIter(args.batch_size, args.image_shape, args.num_classes, context)
     times = []
@@ -680,6 +680,8 @@ def benchmark(mod, args, context, recipe=None):
         batch = next(batches)
         mod.forward_backward(recipe.apply(batch, 0, i)[0] if recipe is not None else batch)
         mod.update()
+        if ema is not None:
+            ema.update(mod)
         mx.nd.waitall()
         if i >= arguments.BENCHMARK_WARMUP:
             times.append(time.time() - tic)
