@@ -246,6 +246,10 @@ def check_rec_tail(stream, path, flag, hint):
                             'it or rebuild it with im2rec_prep.sh' % index) from None
         for offset in (offsets[:1] + offsets[-1:]):
             end = read_record_end(stream, offset)
+            if end is None and offset + 8 > size and _index_fits_until(stream, offsets, size):
+                # The index agrees with the file up to its end: the file lost its tail.
+                raise DataError('%s %s is truncated: its index points at byte %d of %d; %s'
+                                % (flag, path, offset, size, hint))
             if end is None:
                 raise DataError('%s does not match %s (offset %d is not a record): the index '
                                 'belongs to another file; delete it or rebuild both with '
@@ -261,6 +265,12 @@ def check_rec_tail(stream, path, flag, hint):
             raise DataError('%s %s is truncated or corrupt at byte %d of %d; %s'
                             % (flag, path, offset, size, hint))
         offset = end
+
+
+def _index_fits_until(stream, offsets, size):
+    """Whether the last offset of ``offsets`` inside a file of ``size`` bytes starts a record."""
+    inside = [start for start in offsets if start + 8 <= size]
+    return bool(inside) and read_record_end(stream, inside[-1]) is not None
 
 
 def resolve_rec_files(data_type, data_dir, aug_level=2, data_train=None, data_val=None):

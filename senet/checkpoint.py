@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 
 import numpy as np
@@ -103,7 +104,11 @@ def saved_partial(prefix):
 
 
 def atomic_write(path, write):
-    """Call ``write(tmp_path)`` and rename the result onto ``path``."""
+    """Call ``write(tmp_path)`` and rename the result onto ``path``.
+
+    An OSError (a full disk, a removed or read-only directory) names ``path`` and leaves no
+    temporary file behind where the system still lets it be removed.
+    """
     tmp = '%s.tmp-%d' % (path, os.getpid())
     try:
         write(tmp)
@@ -111,9 +116,41 @@ def atomic_write(path, write):
         if fault and fault == _fault_tag(path):
             os.kill(os.getpid(), signal.SIGKILL)
         os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, path) from None
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        try:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        except OSError:
+            pass
+
+
+def save_ndarrays(path, arrays):
+    """``mx.nd.save(path, arrays)``, with the system's reason when the file cannot be written.
+
+    MXNet's own file writer reports a full disk as "FileStream.Write incomplete", without the reason.
+    Where Linux offers anonymous memory files, MXNet writes into one and Python copies it to
+    ``path`` (same bytes), so a failed write raises an OSError that says why; the copy holds the
+    parameters in memory a second time while it is written.
+    """
+    import mxnet as mx
+    if not hasattr(os, 'memfd_create'):
+        mx.nd.save(path, arrays)
+        return
+    memory = os.memfd_create('params')
+    try:
+        mx.nd.save('/proc/self/fd/%d' % memory, arrays)
+        with open(memory, 'rb', closefd=False) as source, open(path, 'wb') as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    finally:
+        os.close(memory)
+
+
+def save_symbol(path, symbol):
+    """``symbol.save(path)`` (the same JSON), through Python's file writer for the same reason."""
+    with open(path, 'w') as stream:
+        stream.write(symbol.tojson())
 
 
 def _fault_tag(path):
@@ -133,22 +170,22 @@ def current_params(mod):
 def save(mod, symbol, prefix, epoch, save_states=True, batch=None, ema=None):
     """Write the checkpoint of ``epoch`` (partial, after ``batch`` batches of the next, if given),
     with the moving average ``ema`` (a :class:`senet.ema.ModelEma`) beside it if given."""
-    import mxnet as mx
     params = params_dict(*current_params(mod))
     sym_path, params_path, states_path = checkpoint_paths(prefix, epoch)
     if batch is not None:
         params_path, states_path, position_path = partial_paths(prefix, epoch)
-    atomic_write(sym_path, symbol.save)
+    atomic_write(sym_path, lambda tmp: save_symbol(tmp, symbol))
     if save_states:
         atomic_write(states_path, mod.save_optimizer_states)
     if batch is not None:
         atomic_write(position_path, lambda tmp: _write_json(tmp, dict(epoch=epoch, batch=batch)))
     if ema is not None:
-        atomic_write(checkpoint_paths(ema_prefix(prefix), epoch)[0], symbol.save)
+        atomic_write(checkpoint_paths(ema_prefix(prefix), epoch)[0],
+                     lambda tmp: save_symbol(tmp, symbol))
         ema_params = params_dict(*ema.params())
         atomic_write(ema_params_path(prefix, params_path),
-                     lambda tmp: mx.nd.save(tmp, ema_params))
-    atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
+                     lambda tmp: save_ndarrays(tmp, ema_params))
+    atomic_write(params_path, lambda tmp: save_ndarrays(tmp, params))
     if batch is None:
         remove_partials(prefix)
     return params_path
@@ -274,12 +311,11 @@ class Checkpointer:
         """
         if self.rank != 0 or (self.best is not None and accuracy <= self.best['accuracy']):
             return None
-        import mxnet as mx
         prefix = best_prefix(self.prefix)
         sym_path, params_path, _ = checkpoint_paths(prefix, epoch)
         params = params_dict(arg_params, aux_params)
-        atomic_write(sym_path, self.symbol.save)
-        atomic_write(params_path, lambda tmp: mx.nd.save(tmp, params))
+        atomic_write(sym_path, lambda tmp: save_symbol(tmp, self.symbol))
+        atomic_write(params_path, lambda tmp: save_ndarrays(tmp, params))
         self.best = dict(epoch=epoch, accuracy=accuracy, weights=weights,
                          params=os.path.basename(params_path))
         atomic_write(prefix + '.json', lambda tmp: _write_json(tmp, self.best))

@@ -32,7 +32,7 @@ import numpy as np
 
 import data
 import symbols
-from senet import arguments, checkpoint, metrics, network, training_log
+from senet import arguments, checkpoint, faults, metrics, network, training_log
 from senet.arguments import UsageError
 from senet.ema import ModelEma
 from senet.lr_schedule import CosineScheduler, EpochStepScheduler
@@ -94,10 +94,15 @@ def main(argv=None, description=None, networks=None, add_args=None, prepare=None
         return err.exit_code
     except Exception as err:  # MXNet's C++ errors carry a stack trace: keep the first line.
         import mxnet as mx
+        if faults.is_failure(err):  # a full disk, a removed directory, a changed .rec, no memory
+            _remove_handlers(logging.getLogger())
+            faults.settle()
+            sys.stderr.write('%s: error: %s\n' % (
+                parser.prog, faults.describe(err, getattr(args, 'model_prefix', None))))
+            return faults.EXIT_CODE
         if not isinstance(err, mx.base.MXNetError):
             raise
-        sys.stderr.write('%s: error: MXNet failed: %s\n'
-                         % (parser.prog, str(err).strip().splitlines()[0]))
+        sys.stderr.write('%s: error: MXNet failed: %s\n' % (parser.prog, faults.mxnet_reason(err)))
         return 1
     return 0
 
@@ -411,11 +416,11 @@ def train_one_epoch(mod, args, plan, epoch, first, scheduler, saver, stop, recip
     """
     metric = metrics.make_metric(args.num_classes)
     batches = iter(train_iter(args, plan, epoch))
-    for _ in range(first):
-        next(batches)
+    for nbatch in range(first):
+        faults.next_batch(batches, plan.train_rec, '--data-train', epoch, nbatch)
     window_tic, window_start = time.time(), first
     for nbatch in range(first, plan.epoch_size):
-        batch = next(batches)
+        batch = faults.next_batch(batches, plan.train_rec, '--data-train', epoch, nbatch)
         check_labels(batch, args.num_classes, plan.train_rec)
         trained = recipe.apply(batch, epoch, nbatch)[0] if recipe is not None else batch
         mod.forward_backward(trained)
@@ -497,7 +502,8 @@ def evaluate_ema(mod, ema, make_iter, num_classes):
 
 def train_iter(args, plan, epoch):
     """This worker's share of the training data, shuffled by a seed of ``--seed`` and the epoch,
-    decoded by ``--data-nthreads`` threads."""
+    decoded by ``--data-nthreads`` threads; the file is checked first (it may have changed)."""
+    faults.check_rec(plan.train_rec, '--data-train')
     return data.make_rec_iter(plan.train_rec, args.image_shape, args.batch_size, train=True,
                               data_type=args.data_type, aug_level=args.aug_level, shuffle=True,
                               seed=args.seed * 1000 + epoch, num_parts=plan.num_workers,
@@ -505,7 +511,8 @@ def train_iter(args, plan, epoch):
 
 
 def val_iter(args, plan):
-    """This worker's share of the validation data."""
+    """This worker's share of the validation data, the file checked first."""
+    faults.check_rec(plan.val_rec, '--data-val')
     return data.make_rec_iter(plan.val_rec, args.image_shape, args.batch_size,
                               num_parts=plan.num_workers, part_index=plan.rank,
                               threads=args.data_nthreads)
@@ -700,7 +707,7 @@ def setup_logging(log_file):
     directory = os.path.dirname(os.path.abspath(log_file))
     try:
         os.makedirs(directory, exist_ok=True)
-        file_handler = logging.FileHandler(log_file)
+        file_handler = faults.RunLogHandler(log_file)
     except OSError as err:
         raise UsageError('cannot write the log file %s (%s); choose another --log-file'
                          % (log_file, err.strerror or err)) from None
