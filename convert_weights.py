@@ -26,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 
+from senet import checkpoint
 from senet import weights as source_weights
 
 EPOCH = 0
@@ -188,13 +189,13 @@ def convert(args):
 
     def write_files(directory):
         prefix = os.path.join(directory, name)
-        symbol.save('%s-symbol.json' % prefix)
+        checkpoint.save_symbol('%s-symbol.json' % prefix, symbol)
         params_path = '%s-%04d.params' % (prefix, EPOCH)
         saved = {'arg:' + key: mx.nd.array(value, dtype='float32')
                  for key, value in arg_params.items()}
         saved.update({'aux:' + key: mx.nd.array(value, dtype='float32')
                       for key, value in aux_params.items()})
-        mx.nd.save(params_path, saved)
+        checkpoint.save_ndarrays(params_path, saved)
         card.update(make_card(args, model, weights, name, params_path, checkpoint_sha256))
         with open(os.path.join(directory, 'card.json'), 'w') as stream:
             json.dump(card, stream, indent=2)
@@ -229,6 +230,10 @@ def main(argv=None):
     except source_weights.WeightsError as err:
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
+    except OSError as err:  # a full disk, a directory removed or read-only
+        from senet import faults
+        sys.stderr.write('%s: error: %s\n' % (parser.prog, faults.os_error_line(err)))
+        return 1
     return 0
 
 

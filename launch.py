@@ -291,8 +291,16 @@ def plan_roles(num_servers, num_workers, scheduler=True):
     return roles
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Errors as one line, as the trainers' ``senet.arguments.OneLineParser`` (importing that
+    module would load MXNet into the launcher)."""
+
+    def error(self, message):
+        self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description=__doc__.split('\n\n')[0],
         epilog='Worker numbers here are launch order; the rank a trainer logs is the one ps-lite '
                'assigns, which may differ.')

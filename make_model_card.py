@@ -189,45 +189,51 @@ def make_card(args):
                              batch_size=args.batch_size)
 
     name = os.path.basename(os.path.normpath(args.output))
-    os.makedirs(args.output, exist_ok=True)
-    target_prefix = os.path.join(args.output, name)
-    target_sym, target_params, _ = checkpoint.checkpoint_paths(target_prefix, args.epoch)
-    shutil.copyfile(sym_path, target_sym)
-    shutil.copyfile(params_path, target_params)
-    # The model's own run: a log file may hold earlier runs before it.
-    run_lines = training_log.current_run(args.log)
-    log_copy = os.path.join(args.output, 'train.log')
-    with open(log_copy, 'w') as stream:
-        stream.writelines(run_lines)
-    epochs = training_log.parse(log_copy)
-    seconds = wall_time(run_lines)
-    training_log.plot([log_copy], os.path.join(args.output, 'curve.png'), title=name)
-    builder_flags = {key: arguments[flag] for key, flag in network.NETWORK_FLAGS.items()
-                     if key not in ('image_shape', 'workspace') and arguments.get(flag) is not None}
-    input_spec = dict(image_shape=list(image_shape), color=preset.get('color', 'rgb'),
-                      resize=preset.get('resize', 'resize'))
-    if input_spec['resize'] == 'pad':
-        input_spec.update(content_size=preset['content_size'], fill=preset['fill'])
-    card = dict(
-        format=inference.CARD_FORMAT, name=name, epoch=args.epoch,
-        network=arguments.get('network'), builder=builder_flags,
-        input=input_spec, classes=classes,
-        data_set=preset.get('description', data_type),
-        test=dict(rec=os.path.basename(rec), images=result['images'],
-                  top1=round(result['top1'], 6),
-                  top5=None if result['top5'] is None else round(result['top5'], 6)),
-        params_file=os.path.basename(target_params), params_bytes=size,
-        params_sha256=sha256(target_params),
-        training=dict(command=args.command, epochs=len(epochs) or None,
-                      wall_time_seconds=round(seconds, 1), wall_time=format_duration(seconds),
-                      machine=args.machine or describe_machine(), log='train.log'),
-        mxnet_version=mx.__version__,
-    )
-    with open(os.path.join(args.output, inference.CARD_FILE), 'w') as stream:
-        json.dump(card, stream, indent=2)
-        stream.write('\n')
-    with open(os.path.join(args.output, 'README.md'), 'w') as stream:
-        stream.write(card_markdown(card, epochs))
+
+    def write_files(directory):
+        target_prefix = os.path.join(directory, name)
+        target_sym, target_params, _ = checkpoint.checkpoint_paths(target_prefix, args.epoch)
+        shutil.copyfile(sym_path, target_sym)
+        shutil.copyfile(params_path, target_params)
+        # The model's own run: a log file may hold earlier runs before it.
+        run_lines = training_log.current_run(args.log)
+        log_copy = os.path.join(directory, 'train.log')
+        with open(log_copy, 'w') as stream:
+            stream.writelines(run_lines)
+        epochs = training_log.parse(log_copy)
+        seconds = wall_time(run_lines)
+        training_log.plot([log_copy], os.path.join(directory, 'curve.png'), title=name)
+        builder_flags = {key: arguments[flag] for key, flag in network.NETWORK_FLAGS.items()
+                         if key not in ('image_shape', 'workspace')
+                         and arguments.get(flag) is not None}
+        input_spec = dict(image_shape=list(image_shape), color=preset.get('color', 'rgb'),
+                          resize=preset.get('resize', 'resize'))
+        if input_spec['resize'] == 'pad':
+            input_spec.update(content_size=preset['content_size'], fill=preset['fill'])
+        card = dict(
+            format=inference.CARD_FORMAT, name=name, epoch=args.epoch,
+            network=arguments.get('network'), builder=builder_flags,
+            input=input_spec, classes=classes,
+            data_set=preset.get('description', data_type),
+            test=dict(rec=os.path.basename(rec), images=result['images'],
+                      top1=round(result['top1'], 6),
+                      top5=None if result['top5'] is None else round(result['top5'], 6)),
+            params_file=os.path.basename(target_params), params_bytes=size,
+            params_sha256=sha256(target_params),
+            training=dict(command=args.command, epochs=len(epochs) or None,
+                          wall_time_seconds=round(seconds, 1), wall_time=format_duration(seconds),
+                          machine=args.machine or describe_machine(), log='train.log'),
+            mxnet_version=mx.__version__,
+        )
+        with open(os.path.join(directory, inference.CARD_FILE), 'w') as stream:
+            json.dump(card, stream, indent=2)
+            stream.write('\n')
+        with open(os.path.join(directory, 'README.md'), 'w') as stream:
+            stream.write(card_markdown(card, epochs))
+        return card
+
+    # Written into a temporary directory and renamed: a failure leaves no half-written model.
+    card = inference.write_model_directory(args.output, write_files)
     print('%s: test top-1 %.4f on %d images, params %s (%.1f MB), trained in %s'
           % (args.output, result['top1'], result['images'], card['params_sha256'][:12],
              size / 1e6, card['training']['wall_time']))

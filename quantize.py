@@ -23,16 +23,14 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 
 from senet import threads
 
 threads.configure(sys.argv[1:])
 
 import data  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
-from senet import inference, quantization  # noqa: E402
+from senet import checkpoint, inference, quantization  # noqa: E402
 from senet.arguments import OneLineParser  # noqa: E402
 
 DEFAULT_CALIB_IMAGES = 512
@@ -185,30 +183,6 @@ def card_markdown(card, directory):
     return '\n'.join(lines)
 
 
-def write_directory(output, write_files):
-    """Call ``write_files(tmp_dir)``, then put ``tmp_dir`` at ``output``, replacing a directory
-    there whole; on any error nothing is left but what was at ``output`` before."""
-    output = os.path.abspath(output)
-    parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.%s.tmp-' % os.path.basename(output), dir=parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the model private
-        write_files(tmp)
-        if os.path.exists(output):
-            old = tempfile.mkdtemp(prefix='.%s.old-' % os.path.basename(output), dir=parent)
-            os.rename(output, os.path.join(old, 'model'))
-            os.rename(tmp, output)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def run(args):
     """Read, calibrate, quantize and write; returns the INT8 card."""
     import mxnet as mx
@@ -243,11 +217,11 @@ def run(args):
 
     def write_files(directory):
         path = os.path.join(directory, name)
-        qsym.save('%s-symbol.json' % path)
+        checkpoint.save_symbol('%s-symbol.json' % path, qsym)
         params_path = '%s-%04d.params' % (path, epoch)
         saved = {'arg:' + key: value for key, value in qarg.items()}
         saved.update({'aux:' + key: value for key, value in qaux.items()})
-        mx.nd.save(params_path, saved)
+        checkpoint.save_ndarrays(params_path, saved)
         written.update(int8_card(args, card, name, epoch, image_shape, classes, calibration))
         written.update(params_file=os.path.basename(params_path),
                        params_bytes=os.path.getsize(params_path), params_sha256=sha256(params_path),
@@ -258,7 +232,7 @@ def run(args):
         with open(os.path.join(directory, 'README.md'), 'w') as stream:
             stream.write(card_markdown(written, args.output))
 
-    write_directory(args.output, write_files)
+    inference.write_model_directory(args.output, write_files)
     print('%s: INT8 of %s, %s calibration on %d images of %s; INT8 and float32 agree on %.2f %% '
           'of them' % (args.output, written['quantization']['float32_model'], args.calib_mode,
                        len(images), args.data_calib, 100 * calibration['agreement']))

@@ -143,14 +143,19 @@ def save_ndarrays(path, arrays):
         mx.nd.save('/proc/self/fd/%d' % memory, arrays)
         with open(memory, 'rb', closefd=False) as source, open(path, 'wb') as target:
             shutil.copyfileobj(source, target, 1 << 20)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, path) from None
     finally:
         os.close(memory)
 
 
 def save_symbol(path, symbol):
     """``symbol.save(path)`` (the same JSON), through Python's file writer for the same reason."""
-    with open(path, 'w') as stream:
-        stream.write(symbol.tojson())
+    try:
+        with open(path, 'w') as stream:
+            stream.write(symbol.tojson())
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, path) from None
 
 
 def _fault_tag(path):

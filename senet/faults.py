@@ -84,11 +84,18 @@ def describe(err, prefix):
         what = ('out of memory while allocating the network\'s arrays (%s); lower --batch-size or '
                 '--image-shape, add --memonger, or free memory' % mxnet_reason(err))
     elif isinstance(err, OSError):
-        what = 'cannot write %s (%s)' % (err.filename, err.strerror) if err.filename \
-            else 'the system refused an operation (%s)' % (err.strerror or err)
+        what = os_error_line(err)
     else:
         what = str(err)
     return what if prefix is None else '%s; %s' % (what, kept(prefix))
+
+
+def os_error_line(err):
+    """``cannot write PATH (REASON)`` for an OSError of a write (the destination of a copy)."""
+    path = getattr(err, 'filename2', None) or err.filename
+    if path is None:
+        return 'the system refused an operation (%s)' % (err.strerror or err)
+    return 'cannot write %s (%s)' % (path, err.strerror or err)
 
 
 def mxnet_reason(err):

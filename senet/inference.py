@@ -50,7 +50,7 @@ def load_checkpoint(prefix, epoch):
     sym_path, params_path, _ = checkpoint.checkpoint_paths(prefix, epoch)
     if not os.path.isfile(sym_path):
         raise InferenceError('no symbol file %s: --prefix is the checkpoint path without '
-                             '"-symbol.json" (e.g. model/se-resnext-fashion-mnist-29)' % sym_path)
+                             '"-symbol.json" (e.g. model/se-resnext-fashion-mnist-14)' % sym_path)
     if not os.path.isfile(params_path):
         epochs = checkpoint.saved_epochs(prefix)
         raise InferenceError('no params file %s; %s' % (
@@ -213,6 +213,45 @@ def _resized(image, width, height):
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def write_model_directory(output, write_files):
+    """Call ``write_files(tmp_dir)``, then put ``tmp_dir`` at ``output``, replacing a directory
+    there whole; on any error nothing is left but what was at ``output`` before. Returns what
+    ``write_files`` returns."""
+    import shutil
+    import tempfile
+    output = os.path.abspath(output)
+    parent = os.path.dirname(output)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.%s.tmp-' % os.path.basename(output), dir=parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the model private
+        result = write_files(tmp)
+        if os.path.exists(output):
+            old = tempfile.mkdtemp(prefix='.%s.old-' % os.path.basename(output), dir=parent)
+            os.rename(output, os.path.join(old, 'model'))
+            os.rename(tmp, output)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def checked_labels(batches, rec_path, num_classes):
+    """The batches of ``batches``, each checked to hold class indices below ``num_classes``."""
+    for batch in batches:
+        labels = batch.label[0].asnumpy()
+        if labels.size and (labels.max() >= num_classes or labels.min() < 0):
+            raise InferenceError('%s holds label %g but the model has %d classes: score a model '
+                                 'of this data set' % (rec_path, labels.max() if labels.max() >=
+                                                       num_classes else labels.min(), num_classes))
+        yield batch
+
+
 def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, context=None):
     """Top-1/top-5 accuracy and speed of a checkpoint over every record of an indexed ``.rec``.
 
@@ -234,7 +273,8 @@ def score(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=64, 
     mx.nd.waitall()
 
     def make_iter():
-        return data.make_rec_iter(rec_path, image_shape, batch_size)
+        return checked_labels(data.make_rec_iter(rec_path, image_shape, batch_size), rec_path,
+                              num_classes)
 
     tic = time.time()
     try:
@@ -287,7 +327,7 @@ def resolve_model(args):
     shape = args.image_shape or (card['input']['image_shape'] if card else None)
     if shape is None:
         raise InferenceError('--image-shape C,H,W is required without a model card (e.g. '
-                             '3,32,32 for Fashion-MNIST models, 3,224,224 for ImageNet)')
+                             '3,28,28 for the make-train Fashion-MNIST model, 3,224,224 for ImageNet)')
     try:
         image_shape = parse_image_shape(shape)
     except ValueError as err:
@@ -307,4 +347,8 @@ def run_cli(parser, body, argv=None):
     except InferenceError as err:
         sys.stderr.write('%s: error: %s\n' % (parser.prog, err))
         return 2
+    except OSError as err:  # a full disk, a directory removed or read-only
+        from senet import faults
+        sys.stderr.write('%s: error: %s\n' % (parser.prog, faults.os_error_line(err)))
+        return 1
     return 0

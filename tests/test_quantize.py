@@ -175,8 +175,7 @@ def test_failed_write_keeps_the_previous_directory(int8_dir, fmnist_slice, tmp_p
     args = ['--model', SHIPPED, '--data-calib', fmnist_slice['train'], '--num-calib-images', '64',
             '--output', str(output)]
     monkeypatch.setattr(quantize, 'card_markdown', fail)
-    with pytest.raises(OSError):
-        quantize.main(args)
+    assert quantize.main(args) == 1  # one line on stderr (tests/test_tool_failures.py)
     assert sorted(os.listdir(output)) == before
     assert os.listdir(output.parent) == ['int8']
     monkeypatch.undo()
