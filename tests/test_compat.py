@@ -1,8 +1,8 @@
-"""The original's released SE-ResNeXt-50 loads into this repository's symbol, as the README shows.
+"""The original's released SE-ResNeXt-50 loads into this repository's symbol, as docs/python.md shows.
 
 There is no released params file here, so one is made with the released symbol JSON's argument and
 auxiliary names and shapes (random values, saved under MXNet's ``arg:``/``aux:`` names); the
-README's snippet must load it strictly and compute what the released graph computes.
+docs/python.md's snippet must load it strictly and compute what the released graph computes.
 """
 import os
 import re
@@ -17,7 +17,7 @@ RELEASED_EPOCH = 125
 
 
 def readme_snippet():
-    with open(os.path.join(ROOT, 'README.md')) as stream:
+    with open(os.path.join(ROOT, 'docs', 'python.md')) as stream:
         text = stream.read()
     section = text.split('**Released-model compatibility**', 1)[1]
     return re.search(r'```python\n(.*?)```', section, re.S).group(1)
@@ -57,7 +57,7 @@ def test_released_params_load_into_our_symbol(tmp_path, released_json):
     assert prefix_line.search(code)
     code = prefix_line.sub('prefix, epoch = %r, %d' % (prefix, RELEASED_EPOCH), code)
     namespace = {}
-    exec(compile(code, 'README.md', 'exec'), namespace)  # set_params is strict: no missing, no extra
+    exec(compile(code, 'docs/python.md', 'exec'), namespace)  # set_params is strict: no missing, no extra
     mod = namespace['mod']
 
     images = np.random.default_rng(1).uniform(0, 255, (1, 3, 224, 224)).astype(np.float32)

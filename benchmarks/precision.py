@@ -1,0 +1,63 @@
+"""Training speed of bfloat16 against float32 on this machine, in one process.
+
+Both precisions of the same network are bound side by side (the trainer's own ``bind`` and
+``init_optimizer``, synthetic data) and timed in alternating rounds, so a change of the machine's
+load hits both alike; the medians and their ratio are printed. Takes the trainer's flags::
+
+    python -m benchmarks.precision --data-type fashion-mnist --image-shape 3,28,28 --depth 14 \\
+        --cpus 2 --batch-size 64
+    python -m benchmarks.precision --batch-size 16          # SE-ResNeXt-50, 224x224
+"""
+import sys
+import time
+
+from senet import threads
+
+threads.configure(sys.argv[1:])
+
+import mxnet as mx  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
+import numpy as np  # noqa: E402
+
+from senet import arguments, fit  # noqa: E402
+
+DTYPES = ('float32', 'bfloat16')
+ROUNDS = 5
+"""Timed rounds per precision, after one warm-up round."""
+
+
+def bind(argv, dtype):
+    """(module, synthetic batch) of the trainer's network for ``argv`` in ``dtype``."""
+    parser = arguments.build_parser(network='se-resnext')
+    args = arguments.resolve_args(parser.parse_args(argv + ['--benchmark', '--dtype', dtype]))
+    contexts = arguments.make_contexts(args.gpus, args.cpus)
+    plan = fit.make_plan(args, mx.kv.create(args.kv_store), contexts)
+    mod = fit.bind(args, plan, fit.build_network(args)[0], fit.FRESH_START)
+    fit.init_optimizer(mod, args, plan, fit.FRESH_START)
+    batch = fit.SyntheticIter(args.batch_size, args.image_shape, 10, contexts[0]).batch
+    return mod, batch, args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bound = {dtype: bind(argv, dtype) for dtype in DTYPES}
+    args = bound[DTYPES[0]][2]
+    steps = 3 if args.image_shape[1] > 100 else 30
+    seconds = {dtype: [] for dtype in DTYPES}
+    for round_index in range(ROUNDS + 1):
+        for dtype, (mod, batch, _) in bound.items():
+            for _ in range(steps):
+                tic = time.time()
+                mod.forward_backward(batch)
+                mod.update()
+                mx.nd.waitall()
+                if round_index:  # the first round warms up
+                    seconds[dtype].append(time.time() - tic)
+    speed = {dtype: args.batch_size / np.median(values) for dtype, values in seconds.items()}
+    for dtype in DTYPES:
+        print('%-9s %9.2f img/s' % (dtype, speed[dtype]))
+    print('bfloat16 / float32: %.2fx' % (speed['bfloat16'] / speed['float32']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
