@@ -19,7 +19,8 @@ SEED_MAX = 2 ** 32 - 1
 class Range:
     """The values ``--flag`` accepts: ``low`` to ``high``, each end included unless open.
 
-    A bound may be a callable of the parsed flags (``--warmup-epochs`` up to ``--num-epochs``);
+    A bound may be a callable of the parsed flags (``--warmup-epochs`` up to ``--num-epochs``),
+    whose docstring names it in docs/reliability.md's table;
     ``words`` replaces the interval in the message where a plain phrase says it better, and
     ``message`` the whole message (``{flag}``, ``{value}`` and ``{range}`` are filled in).
     """
@@ -69,7 +70,13 @@ def _number(value):
 
 
 def _min_side(args):
+    """the network's minimum side (75 for the Inceptions, else 1)"""
     return symbols.min_image_size(args.network)
+
+
+def _num_epochs(args):
+    """--num-epochs"""
+    return args.num_epochs
 
 
 RANGES = (
@@ -78,7 +85,7 @@ RANGES = (
     Range('wd', 0),
     Range('lr_factor', 0, 1, low_open=True),
     Range('num_epochs', 1, words='positive'),
-    Range('warmup_epochs', 0, lambda args: args.num_epochs,
+    Range('warmup_epochs', 0, _num_epochs,
           words='in {interval} (at most --num-epochs)'),
     Range('batch_size', 1, words='positive'),
     Range('cpus', 1, words='positive',
