@@ -36,8 +36,6 @@ BENCHMARK_WARMUP = 2
 BENCHMARK_BATCHES = 10
 """``--benchmark`` times this many synthetic batches after the warm-up ones."""
 
-POSITIVE_FLAGS = ('batch_size', 'num_epochs', 'frequent', 'num_classes', 'save_period')
-
 DTYPES = ('float32', 'float16', 'bfloat16')
 AUG_LEVELS = (0, 1, 2, 3, 4)
 INCEPTION_AUG_LEVEL = 4
@@ -382,13 +380,6 @@ def _run_tag(args):
 
 
 def _check_run_flags(args):
-    if args.keep_last < 0:
-        raise UsageError('--keep-last must be 0 (keep every epoch) or positive, got %d'
-                         % args.keep_last)
-    for name in POSITIVE_FLAGS:
-        if getattr(args, name) <= 0:
-            raise UsageError('--%s must be positive, got %d' % (name.replace('_', '-'),
-                                                               getattr(args, name)))
     if args.model_load_epoch and not args.retrain:
         raise UsageError('--model-load-epoch %d needs --retrain to resume from that checkpoint '
                          '(without it the run would silently start from scratch)'
