@@ -346,6 +346,11 @@ def check_args(parser, args):
         args.num_servers = args.num_workers
     if args.num_workers < 1 or args.num_servers < 1:
         parser.error('-n and -s must be at least 1')
+    if not 0 <= args.port <= 65535:
+        parser.error('--port must be in [0, 65535] (0: a free one), got %d' % args.port)
+    for flag in ('timeout', 'grace'):
+        if not getattr(args, flag) >= 0:  # nan fails too
+            parser.error('--%s must be in [0, inf), got %g' % (flag, getattr(args, flag)))
     if args.launcher is None:
         args.launcher = 'ssh' if args.hostfile else 'local'
     if args.launcher == 'ssh' and not args.hostfile:

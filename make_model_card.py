@@ -156,6 +156,8 @@ def make_card(args):
     import mxnet as mx
 
     from symbols import parse_image_shape
+    if args.batch_size < 1:
+        raise inference.InferenceError('--batch-size must be positive, got %d' % args.batch_size)
     if not os.path.isfile(args.log):
         raise inference.InferenceError('log file %s does not exist' % args.log)
     symbol, arg_params, aux_params = inference.load_checkpoint(args.prefix, args.epoch)

@@ -455,9 +455,12 @@ def _data_files(args):
     except data.DataError as err:
         raise UsageError(str(err)) from None
     num_examples = args.num_examples
+    records = data.count_records(train_rec)
+    if num_examples is not None and records is not None and num_examples > records:
+        raise UsageError('--num-examples %d is more than the %d records of %s; give at most %d'
+                         % (num_examples, records, train_rec, records))
     if num_examples is None:
-        num_examples = data.DATA_TYPES[args.data_type]['num_examples'] \
-            or data.count_records(train_rec)
+        num_examples = data.DATA_TYPES[args.data_type]['num_examples'] or records
     if num_examples is None:
         raise UsageError('--num-examples is required: %s has no .idx file to count its records'
                          % train_rec)

@@ -123,8 +123,9 @@ def next_batch(batches, path, flag, epoch, nbatch):
     try:
         return next(batches)
     except StopIteration:
-        raise RunFailed('%s ended at batch %d of epoch %d, before the epoch did: the file changed '
-                        'during the run' % (path, nbatch, epoch)) from None
+        raise RunFailed('%s ended at batch %d of epoch %d, before the epoch did: it holds fewer '
+                        'records than --num-examples says, or it changed during the run'
+                        % (path, nbatch, epoch)) from None
     except mx.base.MXNetError as err:
         try:
             data.check_rec(path, flag)

@@ -57,6 +57,14 @@ def test_resolve_data_checks_the_examples_of_each_worker(fmnist_slice):
         arguments.resolve_data(args, 4)
 
 
+def test_num_examples_beyond_the_records_is_a_usage_error(fmnist_slice):
+    """The iterator would run dry in the middle of the first epoch."""
+    args = resolve(['--data-train', fmnist_slice['train'], '--num-examples', '600'])
+    with pytest.raises(arguments.UsageError, match=re.escape(
+            '--num-examples 600 is more than the 512 records of %s' % fmnist_slice['train'])):
+        arguments.resolve_data(args, 1)
+
+
 def test_resolve_data_of_a_benchmark_needs_no_files(tmp_path):
     args = resolve(['--benchmark', '--data-dir', str(tmp_path / 'none'), '--batch-size', '16'])
     total = arguments.BENCHMARK_WARMUP + arguments.BENCHMARK_BATCHES

@@ -69,7 +69,7 @@ CATALOGUE = [
             'lower --batch-size or --image-shape, add --memonger, or free memory; last complete '
             'checkpoint: epoch 1 (<prefix>-0001.params); resume with --model-load-epoch 1 --retrain',
             'every complete epoch',
-            'test_out_of_memory_at_bind'),
+            'test_out_of_memory_allocating_the_network'),
 ]
 ROWS = {row.test: row for row in CATALOGUE}
 
@@ -267,7 +267,7 @@ def test_rec_truncated_under_the_running_iterator(recs, tmp_path):
     assert_complete(prefix, [1])
 
 
-def test_out_of_memory_at_bind(recs, tmp_path):
+def test_out_of_memory_allocating_the_network(recs, tmp_path):
     """A 2,000-image batch needs more than 4 GB; 3 GB of address space lets MXNet start (its
     libraries and threads take about 2 GB) but not allocate the network's arrays."""
     prefix, log = tmp_path / 'model' / 'net', tmp_path / 'net.log'
@@ -275,5 +275,5 @@ def test_out_of_memory_at_bind(recs, tmp_path):
     assert first.finish()[0] == 0
     run = Trainer(trainer_args(recs['big'], prefix, log, batch_size=2000, num_examples=2000) +
                   ['--model-load-epoch', '1', '--retrain'], limit_memory=3 << 30)
-    assert_one_line('test_out_of_memory_at_bind', *run.finish())
+    assert_one_line('test_out_of_memory_allocating_the_network', *run.finish())
     assert_complete(prefix, [1])
