@@ -196,15 +196,11 @@ def test_disk_full_while_saving_a_checkpoint(recs, tmp_path):
         prefix, log = disk / 'net', tmp_path / 'net.log'
         run = Trainer(trainer_args(recs['small'], prefix, log))
         run.pause_after(FIRST_SAVE)
-        filler = fill(disk)
+        fill(disk)
         assert_one_line('test_disk_full_while_saving_a_checkpoint', *run.finish())
         assert_complete(prefix, [1])
-        os.remove(filler)
-        resumed = subprocess.run([sys.executable, '-W', 'ignore', TRAINER] + trainer_args(
-            recs['small'], prefix, log, epochs=2) + ['--model-load-epoch', '1', '--retrain'],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert resumed.returncode == 0, resumed.stderr
-        assert_complete(prefix, [1, 2])
+        assert os.listdir(disk) == ['filler'] + sorted(os.path.basename(path) for path in
+                                                      glob.glob(str(prefix) + '-*'))
 
 
 def test_disk_full_while_writing_the_log(recs, tmp_path):
@@ -257,10 +253,10 @@ def test_rec_truncated_under_the_running_iterator(recs, tmp_path):
     shutil.copy(recs['big'], rec)
     shutil.copy(data.idx_path(recs['big']), data.idx_path(str(rec)))
     prefix, log = tmp_path / 'model' / 'net', tmp_path / 'net.log'
-    run = Trainer(trainer_args(rec, prefix, log, batch_size=64, num_examples=1024))
+    run = Trainer(trainer_args(rec, prefix, log, batch_size=32, num_examples=256))
     run.pause_after(FIRST_SAVE)
     run.proc.send_signal(signal.SIGCONT)
-    run.pause_after('Epoch[1] Batch [1-2]')
+    run.pause_after('Epoch[1] Batch [0-1]')
     os.truncate(rec, os.path.getsize(rec) // 4)
     line = assert_one_line('test_rec_truncated_under_the_running_iterator', *run.finish())
     assert str(rec) in line
