@@ -5,7 +5,7 @@ or made read-only, a ``.rec`` file cut short or replaced under the running itera
 exhausted when the network's arrays are allocated: each ends the run with exit status
 :data:`EXIT_CODE` and one line on stderr naming the path, the system's reason and what was kept::
 
-    train_se_resnext_w_d.py: error: cannot write model/net-0003.params (No space left on device);
+    train_se_resnext_w_d.py: error: cannot write model/net-symbol.json (No space left on device);
     last complete checkpoint: epoch 2 (model/net-0002.params); resume with --model-load-epoch 2
     --retrain
 
@@ -13,8 +13,10 @@ exhausted when the network's arrays are allocated: each ends the run with exit s
 checkpoint file that exists is complete (:mod:`senet.checkpoint`). The catalogue with the test of
 each failure is docs/reliability.md.
 """
+import errno
 import logging
 import os
+import sys
 
 import data
 from senet import checkpoint
@@ -56,10 +58,7 @@ def out_of_memory(err):
     """Whether ``err`` (an MXNetError or MemoryError) says an allocation failed."""
     if isinstance(err, MemoryError):
         return True
-    try:
-        import mxnet as mx
-    except ImportError:
-        return False
+    import mxnet as mx
     return isinstance(err, mx.base.MXNetError) and any(
         fragment in str(err) for fragment in OUT_OF_MEMORY)
 
@@ -146,13 +145,11 @@ class RunLogHandler(logging.FileHandler):
 
     def emit(self, record):
         if self.stream is not None and os.fstat(self.stream.fileno()).st_nlink == 0:
-            import errno
             raise FileNotFoundError(errno.ENOENT, 'the log file was removed during the run',
                                     self.baseFilename)
         super().emit(record)
 
     def handleError(self, record):
-        import sys
         err = sys.exc_info()[1]
         if isinstance(err, OSError):
             raise OSError(err.errno, err.strerror, self.baseFilename) from None

@@ -3,7 +3,7 @@
 :data:`RANGES` drives both :func:`check` (called by :func:`senet.arguments.resolve_args` before
 anything is built) and the parametrized test ``tests/test_ranges.py``, which tries a value below and
 above each range. A value outside its range, or not a number (``nan``), is a usage error that names
-the range: ``--lr must be in (0, inf), got -0.1``.
+the range: ``--lr must be in [0, inf), got -0.1``.
 """
 import dataclasses
 import math
@@ -80,7 +80,7 @@ def _num_epochs(args):
 
 
 RANGES = (
-    Range('lr', 0, low_open=True),
+    Range('lr', 0),  # 0 is a run that only updates the BatchNorm statistics
     Range('mom', 0, 1, high_open=True),
     Range('wd', 0),
     Range('lr_factor', 0, 1, low_open=True),

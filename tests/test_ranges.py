@@ -87,7 +87,7 @@ def test_the_table_names_every_numeric_flag():
 
 
 @pytest.mark.parametrize('argv,line', [
-    (['--lr', '-0.1'], '--lr must be in (0, inf), got -0.1'),
+    (['--lr', '-0.1'], '--lr must be in [0, inf), got -0.1'),
     (['--wd', '-1'], '--wd must be in [0, inf), got -1'),
     (['--warmup-epochs', '-1'], '--warmup-epochs must be in [0, 1] (at most --num-epochs), got -1'),
 ])
