@@ -72,7 +72,8 @@ def main(argv=None, description=None, networks=None, add_args=None, prepare=None
     Returns
     -------
     int
-        0, 2 for a usage error, the code of :class:`TrainingStopped`, or 1 when MXNet fails.
+        0, 2 for a usage error, the code of :class:`TrainingStopped`, or 1 when MXNet or the
+        operating system fails (:mod:`senet.faults`: a full disk, a removed directory, no memory).
     """
     parser = arguments.build_parser(description, networks, **defaults)
     if add_args is not None:
