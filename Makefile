@@ -57,14 +57,16 @@ $(TEST_STAMP): requirements-test.txt requirements-bench.txt $(STAMP)
 test: setup lint $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
-# Speed against GluonCV and against the textbook SE graph (benchmarks/bench.py), a few minutes.
+# Speed against GluonCV, PyTorch (timm) and the textbook SE graph, float32 and INT8
+# (benchmarks/bench.py), several minutes. The peers are the pinned packages make test uses:
+# requirements-test.txt (torch, timm) includes requirements-bench.txt (GluonCV); pip --no-deps.
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?= --threads 2 --output log/bench.json
 
 .PHONY: bench
 
-$(BENCH_STAMP): requirements-bench.txt $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt
+$(BENCH_STAMP): requirements-bench.txt requirements-test.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-test.txt
 	touch $(BENCH_STAMP)
 
 bench: venv $(BENCH_STAMP)

@@ -18,6 +18,14 @@ count when MXNet loads, so every configuration that needs another thread count t
 * SE-ResNeXt-29 with 8 groups at 32x32, batch 128 (the grouped small-image network), the same way.
 * Scaling: the ``make train`` network's img/s against batch size (8, 16, 32, 64) on 1 and 2 threads
   and on 2 contexts of one thread.
+* INT8: this project's SE-ResNeXt-50 (the trained parameters of its training row) quantized as
+  ``quantize.py`` does it (``senet.quantization``, naive calibration on synthetic batches) and bound as
+  ``score.py`` binds it, against its float32 inference.
+* PyTorch: timm's ``seresnext50_32x4d`` (random init) in a child interpreter on ``--threads``
+  threads (``torch.set_num_threads``), training (SGD with Nesterov momentum, the same step) and
+  inference (``torch.inference_mode``) in float32 NCHW, float32 channels-last and bfloat16 autocast
+  (channels-last): the framework a user would pick instead. Every SE-ResNeXt-50 row of this project,
+  INT8 included, gets its ratio to each PyTorch row.
 
 This project's rows do what its trainers do: training binds the fast graph (``'fast'`` SE, grouped
 convolutions between plain-layout boundaries) and inference binds the textbook graph that
@@ -30,11 +38,14 @@ to the weights) and that as a fraction of a dense 3x3 convolution's speed measur
 
 Usage::
 
-    python -m benchmarks.bench [--threads 2] [--output log/bench.json] [--quick] [--no-gluoncv]
+    python -m benchmarks.bench [--threads 2] [--output log/bench.json] [--quick] [--no-gluoncv] \\
+        [--no-pytorch]
 
-``make bench`` installs the benchmark-only packages (requirements-bench.txt) and runs this.
+``make bench`` installs the peers (GluonCV from requirements-bench.txt; torch and timm from
+requirements-test.txt, which includes it) and runs this.
 """
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -69,8 +80,19 @@ SCALING_BATCHES = (8, 16, 32, 64)
 PEAK_CONV = dict(batch=16, channels=128, size=28)
 """Dense 3x3 convolution (same padding) whose speed is the reference 'peak' of the machine."""
 
-FULL_RUN = dict(warmup=2, train_batches=5, infer_batches=10)
-QUICK_RUN = dict(warmup=1, train_batches=2, infer_batches=2)
+FULL_RUN = dict(warmup=2, train_batches=5, infer_batches=10, calib_batches=2)
+QUICK_RUN = dict(warmup=1, train_batches=2, infer_batches=2, calib_batches=1)
+"""Batches per timing; ``calib_batches`` synthetic batches calibrate the INT8 row."""
+
+PYTORCH_MODEL = 'seresnext50_32x4d'
+"""timm's name of the peer of this project's SE-ResNeXt-50 32x4d (the same network)."""
+
+PYTORCH_MODES = {
+    'fp32': dict(channels_last=False, autocast=False, title='float32, NCHW'),
+    'fp32-channels-last': dict(channels_last=True, autocast=False, title='float32, channels-last'),
+    'bf16': dict(channels_last=True, autocast=True, title='bfloat16 autocast, channels-last'),
+}
+"""PyTorch configurations timed: memory format and ``torch.autocast('cpu', torch.bfloat16)``."""
 
 
 def conv_fc_flops(sym, data_shape):
@@ -101,15 +123,18 @@ def conv_fc_flops(sym, data_shape):
     return flops
 
 
-def median_time(step, warmup, batches):
-    """Median seconds of ``step()`` over ``batches`` calls after ``warmup`` calls."""
-    import mxnet as mx
+def median_time(step, warmup, batches, sync=None):
+    """Median seconds of ``step()`` over ``batches`` calls after ``warmup`` calls; ``sync()`` waits
+    for the work to finish (default MXNet's ``waitall``: its operators run asynchronously)."""
+    if sync is None:
+        import mxnet as mx
+        sync = mx.nd.waitall
     times = []
     for index in range(warmup + batches):
-        mx.nd.waitall()
+        sync()
         tic = time.perf_counter()
         step()
-        mx.nd.waitall()
+        sync()
         if index >= warmup:
             times.append(time.perf_counter() - tic)
     return float(np.median(times))
@@ -170,12 +195,13 @@ def synthetic_batch(config, seed=0):
             mx.nd.array(rng.randint(0, config['classes'], config['batch'])))
 
 
-def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts=1):
-    """(training s/batch, inference s/batch) of ``config``'s network through ``Module``, each
-    batch split over ``contexts`` CPU contexts. Training binds the graph built with
-    ``train_impl``, inference the one built with ``infer_impl`` (:func:`build_symbol`; None: not
-    timed), with the trained parameters: the defaults are what the trainers do, training the fast
-    graph and checkpointing the textbook one."""
+def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts=1, int8=False):
+    """(training s/batch, inference s/batch, INT8 inference s/batch) of ``config``'s network
+    through ``Module``, each batch split over ``contexts`` CPU contexts. Training binds the graph
+    built with ``train_impl``, inference the one built with ``infer_impl`` (:func:`build_symbol`;
+    None: not timed), with the trained parameters: the defaults are what the trainers do, training
+    the fast graph and checkpointing the textbook one. The INT8 time (:func:`time_int8`) is None
+    unless ``int8``."""
     import mxnet as mx
     data, label = synthetic_batch(config)
     batch = mx.io.DataBatch(data=[data], label=[label])
@@ -195,22 +221,109 @@ def time_module(config, run, train_impl='fast', infer_impl='broadcast', contexts
 
     train_time = median_time(train_step, run['warmup'], run['train_batches'])
     if infer_impl is None:
-        return train_time, None
+        return train_time, None, None
     arg_params, aux_params = train.get_params()
     infer = mx.mod.Module(build_symbol(config, infer_impl), context=devices)
     infer.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=False)
     infer.set_params(arg_params, aux_params)
     infer_time = median_time(lambda: infer.forward(batch, is_train=False), run['warmup'],
                              run['infer_batches'])
+    int8_time = time_int8(config, run, arg_params, aux_params) if int8 else None
+    return train_time, infer_time, int8_time
+
+
+def time_int8(config, run, arg_params, aux_params):
+    """Inference s/batch of ``config``'s textbook graph with these parameters, quantized to INT8 as
+    quantize.py does it (:func:`senet.quantization.quantize`, naive calibration on
+    ``run['calib_batches']`` synthetic batches) and bound as score.py and predict.py bind it."""
+    import mxnet as mx
+
+    from senet import inference, quantization
+    calib = np.concatenate([synthetic_batch(config, seed)[0].asnumpy()
+                            for seed in range(1, 1 + run['calib_batches'])])
+    qsym, qarg, qaux = quantization.quantize(build_symbol(config, 'broadcast'), arg_params,
+                                             aux_params, calib, config['batch'])
+    data, _ = synthetic_batch(config)
+    mod = inference.inference_module(qsym, qarg, qaux, data.shape)
+    batch = mx.io.DataBatch([data])
+    return median_time(lambda: mod.forward(batch, is_train=False), run['warmup'],
+                       run['infer_batches'])
+
+
+def import_timm():
+    """timm, beside the CPU build of torch. PyPI's torchvision cannot register its compiled
+    operators next to it ("operator torchvision::nms does not exist"); timm imports torchvision,
+    which skips the registration when these two modules exist."""
+    import types
+    for name in ('torchvision._meta_registrations', 'torchvision._autograd_registrations'):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    import timm
+    return timm
+
+
+def time_pytorch(config, run, threads, modes=tuple(PYTORCH_MODES)):
+    """[{mode: (training s/batch, inference s/batch)}, torch version] of timm's
+    :data:`PYTORCH_MODEL` on ``threads`` threads, for each of :data:`PYTORCH_MODES` in ``modes``."""
+    import torch
+    torch.set_num_threads(threads)
+    rng = np.random.RandomState(0)
+    shape = (config['batch'],) + tuple(config['image_shape'])
+    images = torch.from_numpy(rng.uniform(0, 1, shape).astype(np.float32))
+    labels = torch.from_numpy(rng.randint(0, config['classes'], config['batch']))
+    times = {mode: time_pytorch_mode(config, run, PYTORCH_MODES[mode], images, labels)
+             for mode in modes}
+    return times, torch.__version__
+
+
+def time_pytorch_mode(config, run, spec, images, labels):
+    """(training s/batch, inference s/batch) of a fresh :data:`PYTORCH_MODEL` with the same random
+    initialisation in the configuration ``spec`` (:data:`PYTORCH_MODES`). Training is the step of
+    this project's rows: forward, cross-entropy, backward, SGD with Nesterov momentum 0.9 and
+    weight decay 1e-4; inference runs the model in eval mode under ``torch.inference_mode``."""
+    import torch
+    torch.manual_seed(0)
+    model = import_timm().create_model(PYTORCH_MODEL, pretrained=False,
+                                       num_classes=config['classes'])
+    if spec['channels_last']:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
+                                weight_decay=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def autocast():
+        return torch.autocast('cpu', dtype=torch.bfloat16, enabled=spec['autocast'])
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+
+    def infer_step():
+        with torch.inference_mode(), autocast():
+            model(images)
+
+    model.train()
+    train_time = median_time(train_step, run['warmup'], run['train_batches'], sync=_no_sync)
+    model.eval()
+    infer_time = median_time(infer_step, run['warmup'], run['infer_batches'], sync=_no_sync)
     return train_time, infer_time
 
 
+def _no_sync():
+    """PyTorch's CPU operators return when done: nothing to wait for."""
+
+
 def time_in_child(threads, config_name, run, contexts=1, train_impl='fast', infer_impl='broadcast',
-                  batch=None):
+                  batch=None, framework='mxnet'):
     """:func:`time_module` of ``CONFIGS[config_name]`` (``batch`` overriding its batch size) in a
-    child interpreter whose OpenMP has ``threads`` threads."""
+    child interpreter whose OpenMP has ``threads`` threads; with ``framework='pytorch'``,
+    :func:`time_pytorch` there instead (PyTorch and MXNet bring their own OpenMP runtimes, which
+    should not share a process)."""
     spec = dict(config=config_name, run=run, contexts=contexts, train_impl=train_impl,
-                infer_impl=infer_impl, batch=batch)
+                infer_impl=infer_impl, batch=batch, framework=framework, threads=threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     result = subprocess.run([sys.executable, '-m', 'benchmarks.bench', '--measure',
                              json.dumps(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -221,12 +334,15 @@ def time_in_child(threads, config_name, run, contexts=1, train_impl='fast', infe
 
 
 def measure_spec(spec):
-    """The child's side of :func:`time_in_child`: [training s/batch, inference s/batch]."""
+    """The child's side of :func:`time_in_child`: [training s/batch, inference s/batch], or for
+    PyTorch [{mode: [training s/batch, inference s/batch]}, torch version]."""
     config = dict(CONFIGS[spec['config']])
     if spec.get('batch'):
         config['batch'] = spec['batch']
+    if spec.get('framework') == 'pytorch':
+        return list(time_pytorch(config, spec['run'], spec['threads']))
     return list(time_module(config, spec['run'], spec['train_impl'], spec['infer_impl'],
-                            contexts=spec['contexts']))
+                            contexts=spec['contexts'])[:2])
 
 
 def import_gluoncv():
@@ -293,17 +409,18 @@ def run_benchmarks(args):
     peak = measure_peak(run)
     results['peak'] = peak
     rows = {'train': [], 'infer': [], 'scaling': []}
+    ours, theirs = [], []  # this project's SE-ResNeXt-50 rows and PyTorch's, compared at the end
 
     def add(kind, name, config, seconds, flops, peer=None):
         reference = peak['train_gflops'] if kind == 'train' else peak['forward_gflops']
         rows[kind].append(row(name, config, seconds, (3 if kind == 'train' else 1) * flops,
                               reference, peer))
+        return kind, rows[kind][-1]
 
     def add_pair(name, config, times, flops, peer=None):
-        for index, kind in enumerate(('train', 'infer')):
-            if times[index] is not None:
-                add(kind, name, config, times[index], flops,
+        return [add(kind, name, config, times[index], flops,
                     peer[index] if peer is not None else None)
+                for index, kind in enumerate(('train', 'infer')) if times[index] is not None]
 
     split = '%d contexts x 1 thread' % threads
     # ImageNet-sized networks against GluonCV's.
@@ -317,17 +434,33 @@ def run_benchmarks(args):
             LOG.info('GluonCV %s, batch %d', gluon_model, config['batch'])
             gluon = time_gluoncv(config, run, gluon_model)
             add_pair('GluonCV %s (hybridized)' % gluon_model, config, gluon, gluon[2])
-        LOG.info('this project %s, batch %d', title, config['batch'])
-        add_pair('%s (this project)' % title, config, time_module(config, run), flops, gluon)
+        LOG.info('this project %s, batch %d%s', title, config['batch'],
+                 ', float32 and INT8' if key == 'imagenet' else '')
+        times = time_module(config, run, int8=key == 'imagenet')
+        compared = add_pair('%s (this project)' % title, config, times, flops, gluon)
         if threads > 1:
             LOG.info('this project %s, %s', title, split)
-            add_pair('%s (this project, %s)' % (title, split), config,
-                     time_in_child(1, key, run, contexts=threads), flops, gluon)
-        if key == 'imagenet':
-            LOG.info('this project %s without plain-layout boundaries, training', title)
-            add('train', '%s (this project without layout boundaries)' % title, config,
-                time_module(config, run, train_impl='fast-se-only', infer_impl=None)[0], flops,
-                gluon[0] if gluon is not None else None)
+            compared += add_pair('%s (this project, %s)' % (title, split), config,
+                                 time_in_child(1, key, run, contexts=threads), flops, gluon)
+        if key != 'imagenet':
+            continue
+        LOG.info('this project %s without plain-layout boundaries, training', title)
+        add('train', '%s (this project without layout boundaries)' % title, config,
+            time_module(config, run, train_impl='fast-se-only', infer_impl=None)[0], flops,
+            gluon[0] if gluon is not None else None)
+        compared.append(add('infer', '%s INT8 (this project, quantize.py; peer: its float32)'
+                            % title, config, times[2], flops, times[1]))
+        ours.extend(compared)
+        if args.pytorch:
+            LOG.info('PyTorch timm %s, batch %d, %s', PYTORCH_MODEL, config['batch'],
+                     ', '.join(PYTORCH_MODES))
+            torch_times, version = time_in_child(threads, key, run, framework='pytorch')
+            results['pytorch'] = dict(version=version, model=PYTORCH_MODEL, threads=threads)
+            for mode, mode_times in torch_times.items():
+                for kind, item in add_pair('PyTorch %s timm %s (%s)' % (
+                        version, PYTORCH_MODEL, PYTORCH_MODES[mode]['title']), config,
+                        mode_times, flops):
+                    theirs.append((kind, mode, item))
 
     # Small-image networks against their plain formulation on one context of --threads threads.
     for key, title in (('make-train', 'make-train SE-ResNeXt-14'),
@@ -356,7 +489,17 @@ def run_benchmarks(args):
                                     'train_img_per_sec': batch / train_time,
                                     'infer_img_per_sec': batch / infer_time})
     results.update(rows)
+    results['versus_pytorch'] = versus(ours, theirs)
     return results
+
+
+def versus(ours, theirs):
+    """This project's rows against each PyTorch row of the same kind: [{kind, network,
+    img_per_sec, ratios: {PyTorch mode: this row's img/s / PyTorch's}}]."""
+    return [dict(kind=kind, network=item['network'], img_per_sec=item['img_per_sec'],
+                 ratios={mode: item['img_per_sec'] / peer['img_per_sec']
+                         for peer_kind, mode, peer in theirs if peer_kind == kind})
+            for kind, item in ours if any(peer_kind == kind for peer_kind, _, _ in theirs)]
 
 
 def format_table(results):
@@ -365,16 +508,30 @@ def format_table(results):
                                         'x'.join(map(str, results['peak']['shape'])),
                                         results['peak']['forward_gflops'],
                                         results['peak']['train_gflops'])]
-    header = '%-60s %5s %7s %9s %8s %8s %7s' % ('network', 'batch', 'input', 'img/s', 'vs peer',
-                                                 'GFLOP/s', 'of peak')
+    width = max([60] + [len(item['network']) for kind in ('train', 'infer')
+                        for item in results[kind]])
+    header = '%-*s %5s %7s %9s %8s %8s %7s' % (width, 'network', 'batch', 'input', 'img/s',
+                                                'vs peer', 'GFLOP/s', 'of peak')
     for kind, title in (('train', 'training (forward + backward + update)'),
                         ('infer', 'inference')):
         lines += ['', title, header, '-' * len(header)]
         for item in results[kind]:
             ratio = item.get('speedup_vs_peer')
-            lines.append('%-60s %5d %7s %9.2f %8s %8.1f %6.1f%%' % (
-                item['network'], item['batch'], item['input'], item['img_per_sec'],
+            lines.append('%-*s %5d %7s %9.2f %8s %8.1f %6.1f%%' % (
+                width, item['network'], item['batch'], item['input'], item['img_per_sec'],
                 '%.2fx' % ratio if ratio else '', item['gflops'], 100 * item['fraction_of_peak']))
+    if results.get('versus_pytorch'):
+        modes = list(dict.fromkeys(mode for item in results['versus_pytorch']
+                                   for mode in item['ratios']))
+        torch = results.get('pytorch', {})
+        lines += ['', 'against PyTorch %s timm %s: img/s of the row / img/s of PyTorch in %s' % (
+            torch.get('version', '?'), torch.get('model', PYTORCH_MODEL), '; '.join(
+                '%s = %s' % (mode, PYTORCH_MODES[mode]['title']) for mode in modes)),
+            '%-*s %s' % (width + 6, '', ' '.join('%18s' % mode for mode in modes))]
+        for item in results['versus_pytorch']:
+            lines.append('%-5s %-*s %s' % (item['kind'], width, item['network'], ' '.join(
+                '%18s' % ('%.2fx' % item['ratios'][mode] if mode in item['ratios'] else '')
+                for mode in modes)))
     if results.get('scaling'):
         lines += ['', 'scaling: make-train network, img/s (training / inference)',
                   '%-24s %s' % ('setup', ' '.join('%15s' % ('batch %d' % b) for b in
@@ -395,6 +552,8 @@ def main(argv=None):
                         help='tiny batches and few repetitions: checks that the script works')
     parser.add_argument('--no-gluoncv', dest='gluoncv', action='store_false',
                         help='skip the GluonCV peer (needs requirements-bench.txt)')
+    parser.add_argument('--no-pytorch', dest='pytorch', action='store_false',
+                        help='skip the PyTorch peer (torch and timm, from requirements-test.txt)')
     parser.add_argument('--measure', help=argparse.SUPPRESS)  # a child's job (time_in_child)
     args = parser.parse_args(argv)
     if args.measure:
@@ -409,6 +568,9 @@ def main(argv=None):
         except ImportError:
             parser.error('gluoncv is not installed: pip install -r requirements-bench.txt '
                          '(make bench does), or pass --no-gluoncv')
+    if args.pytorch and not all(importlib.util.find_spec(name) for name in ('torch', 'timm')):
+        parser.error('torch and timm are not installed: pip install --no-deps -r '
+                     'requirements-test.txt (make bench does), or pass --no-pytorch')
     tic = time.perf_counter()
     results = run_benchmarks(args)
     results['seconds'] = time.perf_counter() - tic

@@ -60,3 +60,31 @@ def test_quantize_feeds_the_trainers_inputs():
     assert small.shape == (8, 3, 28, 28) and padded.shape == (8, 3, 32, 32)
     assert (small == images[:8, None]).all() and (small_labels == labels[:8]).all()
     assert (padded[:, :, 2:30, 2:30] == small).all() and padded[:, :, :2].max() == 0
+
+
+def test_pytorch_ratios_table():
+    """Each of this project's SE-ResNeXt-50 rows against every PyTorch row of its kind."""
+    ours = [('train', dict(network='ours', img_per_sec=6.0)),
+            ('infer', dict(network='ours int8', img_per_sec=60.0))]
+    theirs = [('train', 'fp32', dict(img_per_sec=3.0)), ('infer', 'fp32', dict(img_per_sec=20.0)),
+              ('train', 'bf16', dict(img_per_sec=12.0)), ('infer', 'bf16', dict(img_per_sec=40.0))]
+    versus = bench.versus(ours, theirs)
+    assert versus == [dict(kind='train', network='ours', img_per_sec=6.0,
+                           ratios=dict(fp32=2.0, bf16=0.5)),
+                      dict(kind='infer', network='ours int8', img_per_sec=60.0,
+                           ratios=dict(fp32=3.0, bf16=1.5))]
+    results = dict(threads=2, mxnet='1.9.1', train=[], infer=[], versus_pytorch=versus,
+                   peak=dict(shape=[16, 128, 28, 28], forward_gflops=300.0, train_gflops=200.0),
+                   pytorch=dict(version='2.13.0', model='seresnext50_32x4d', threads=2))
+    lines = bench.format_table(results).splitlines()
+    assert any('PyTorch 2.13.0 timm seresnext50_32x4d' in line and
+               'bf16 = bfloat16 autocast, channels-last' in line for line in lines)
+    int8 = [line for line in lines if line.startswith('infer') and 'ours int8' in line]
+    assert len(int8) == 1 and int8[0].split()[-2:] == ['3.00x', '1.50x']
+
+
+def test_int8_row_times_the_quantized_graph():
+    """The INT8 row quantizes the trained parameters as quantize.py does and binds the result."""
+    config = dict(bench.CONFIGS['make-train'], batch=4)
+    train, infer, int8 = bench.time_module(config, bench.QUICK_RUN, int8=True)
+    assert train > 0 and infer > 0 and int8 > 0
