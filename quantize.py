@@ -35,7 +35,8 @@ from senet.arguments import OneLineParser  # noqa: E402
 
 DEFAULT_CALIB_IMAGES = 512
 """Calibration images unless --num-calib-images/--num-calib-batches say otherwise (naive
-calibration of the shipped Fashion-MNIST models is as accurate with 256 as with 5,000)."""
+calibration of the make-train model: test top-1 93.19 % with 64 images, 93.14 % with 512, 93.02 %
+with 5,000; float32 93.26 %)."""
 
 
 def build_parser():
@@ -53,8 +54,8 @@ def build_parser():
                        help='calibrate on this many batches of --batch-size images')
     calib.add_argument('--calib-mode', choices=quantization.CALIB_MODES, default='naive',
                        help="naive: each layer's min/max on the calibration images; entropy: "
-                            "KL-optimal ranges that clip outliers (lost accuracy on the shipped "
-                            "models)")
+                            "KL-optimal ranges that clip outliers (lost 1.3 points on the make-train "
+                            "model, naive 0.1)")
     calib.add_argument('--batch-size', type=int, default=64, help='images per calibration batch')
     parser.add_argument('--output', required=True,
                         help='INT8 model directory to write; its name names the model')
