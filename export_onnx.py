@@ -111,7 +111,9 @@ def export(symbol, arg_params, aux_params, image_shape, path):
 
 
 def export_command(args):
-    prefix, epoch, _, image_shape = inference.resolve_model(args)
+    prefix, epoch, card, image_shape = inference.resolve_model(args)
+    if card is not None:
+        inference.require_float32(args.model, card, 'export_onnx.py')
     output = args.output or '%s-%04d.onnx' % (prefix, epoch)
     symbol, arg_params, aux_params = inference.load_checkpoint(prefix, epoch)
     try:

@@ -74,6 +74,7 @@ def pretrained_checkpoint(args):
                 '--pretrained-epoch N' % (args.model, inference.CARD_FILE))
         try:
             card = inference.read_card(args.model)
+            inference.require_float32(args.model, card, 'fine-tune.py')
         except inference.InferenceError as err:
             raise arguments.UsageError('--model: %s' % err) from None
         return inference.card_prefix(args.model, card), card['epoch'], card

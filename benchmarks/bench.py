@@ -13,7 +13,7 @@ count when MXNet loads, so every configuration that needs another thread count t
 * SE-ResNet-50 against GluonCV's ``se_resnet50_v1``, the same way.
 * The ``make train`` configuration (SE-ResNeXt-14 at 28x28, batch 128 over 2 CPU contexts of one
   thread) against its plain formulation: the same network built the textbook way
-  (``symbols.common.se_implementation('broadcast')`` and ``grouped_conv_implementation('grouped')``)
+  (``symbols.cpu_fast.se_implementation('broadcast')`` and ``grouped_conv_implementation('grouped')``)
   on one context of ``--threads`` threads.
 * SE-ResNeXt-29 with 8 groups at 32x32, batch 128 (the grouped small-image network), the same way.
 * Scaling: the ``make train`` network's img/s against batch size (8, 16, 32, 64) on 1 and 2 threads
@@ -170,7 +170,7 @@ def measure_peak(run):
 
 GRAPHS = {'fast': ('fast', 'auto'), 'broadcast': ('broadcast', 'grouped'),
           'fast-se-only': ('fast', 'grouped')}
-"""Graph name -> (SE formulation, grouped-convolution implementation) in symbols.common: the
+"""Graph name -> (SE formulation, grouped-convolution implementation) in symbols.cpu_fast: the
 project's training graph, the textbook graph, and the training graph without the plain-layout
 boundaries around narrow grouped convolutions (to measure what they bring)."""
 
@@ -178,12 +178,12 @@ boundaries around narrow grouped convolutions (to measure what they bring)."""
 def build_symbol(config, graph):
     """The network of ``config`` as the graph named ``graph`` (:data:`GRAPHS`)."""
     import symbols
-    from symbols import cpu_fast as common
+    from symbols import cpu_fast
     se_impl, conv_impl = GRAPHS[graph]
     options = symbols.builder_options(config['network'])
     kwargs = {key: config[key] for key in ('num_layers', 'image_shape', 'num_group')
               if key in options and key in config}
-    with common.se_implementation(se_impl), common.grouped_conv_implementation(conv_impl):
+    with cpu_fast.se_implementation(se_impl), cpu_fast.grouped_conv_implementation(conv_impl):
         return symbols.get_symbol(config['network'], config['classes'], **kwargs)
 
 

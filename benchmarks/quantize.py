@@ -7,7 +7,7 @@ both are scored on the 10,000 test images, and timed on the same batches (median
 warm-up batch).
 
 The checkpoint's graph is used as saved. With ``--network`` and the builder flags it is rebuilt
-in the textbook formulation (``symbols.common.textbook_graph``), which has the
+in the textbook formulation (``symbols.textbook_graph``), which has the
 same parameters (checked on a test batch) and runs inference faster; MXNet 1.9.1 fails to quantize
 the fast formulation's ``elemwise_mul``, so checkpoints saved with it need ``--network``.
 Calibration is 'naive' (min/max): 'entropy' loses ~35 accuracy points on these models.
@@ -53,13 +53,13 @@ def classifier(sym):
 def rebuild(args, num_classes):
     """The checkpoint's network rebuilt with the textbook SE formulation, logits only."""
     import symbols
-    from symbols import cpu_fast as common
+    from symbols import cpu_fast
     kwargs = dict(image_shape=(3, args.image_size, args.image_size))
     if args.depth is not None:
         kwargs['num_layers'] = args.depth
     if args.num_group is not None:
         kwargs['num_group'] = args.num_group
-    with common.textbook_graph():
+    with cpu_fast.textbook_graph():
         return classifier(symbols.get_symbol(args.network, num_classes, **kwargs))
 
 

@@ -133,6 +133,15 @@ def read_card(model_dir):
     return card
 
 
+def require_float32(model_dir, card, tool):
+    """Raise InferenceError when the card's model is quantized: ``tool`` needs the float32 one."""
+    precision = card.get('precision', 'float32')
+    if precision != 'float32':
+        source = card.get('quantization', {}).get('float32_model') or 'the float32 model it was made from'
+        raise InferenceError('%s holds an %s model (quantize.py), which %s cannot use; give it %s'
+                             % (model_dir, precision.upper(), tool, source))
+
+
 def card_prefix(model_dir, card):
     """Checkpoint prefix of a card's model: ``<model_dir>/<name>``."""
     return os.path.join(model_dir, card['name'])

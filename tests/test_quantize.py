@@ -198,3 +198,17 @@ def test_process_error_is_one_line(bad_inputs):
                                         str(bad_inputs / 'out')])
     one_line_error(result.returncode, result.stderr, 'is empty')
     assert not result.stdout and not os.path.exists(bad_inputs / 'out')
+
+
+@pytest.mark.parametrize('script,args', [
+    ('export_onnx.py', ['--output', 'int8.onnx']),
+    ('fine-tune.py', ['--data-train', 'train.rec', '--num-classes', '2', '--image-shape', '3,28,28']),
+])
+def test_tools_that_need_float32_refuse_int8(script, args, int8_dir, fmnist_slice, tmp_path):
+    """export_onnx.py and fine-tune.py name the INT8 directory and the float32 model to give instead
+    (MXNet cannot export or train the quantized operators)."""
+    args = [str(tmp_path / arg) if arg.endswith(('.onnx', '.rec')) else arg for arg in args]
+    args = [fmnist_slice['train'] if arg.endswith('train.rec') else arg for arg in args]
+    result = run_script(script, ['--model', str(int8_dir)] + args, cwd=str(tmp_path))
+    one_line_error(result.returncode, result.stderr, 'INT8', SHIPPED)
+    assert not [name for _, _, files in os.walk(tmp_path) for name in files]  # no output, no log
