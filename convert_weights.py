@@ -17,7 +17,6 @@ Examples::
         --output pretrained/se_resnext50_32x4d-gluoncv
 """
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -55,14 +54,6 @@ def build_parser():
                              "'readme' (README.md, ImageNet weights), 'evaluation' (how each source "
                              "measured its top-1, docs/imagenet.md)")
     return parser
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_table():
@@ -108,7 +99,7 @@ def make_card(args, model, weights, name, params_path, checkpoint_sha256):
         conversion=dict(command='python convert_weights.py ' + shlex.join(args.argv),
                         folded='input normalisation into bn_data; BatchNorm eps into moving_var'),
         params_file=os.path.basename(params_path), params_bytes=os.path.getsize(params_path),
-        params_sha256=sha256(params_path), mxnet_version=mx.__version__,
+        params_sha256=checkpoint.file_sha256(params_path), mxnet_version=mx.__version__,
     )
 
 
@@ -184,7 +175,7 @@ def convert(args):
     symbol, arg_params, aux_params = source_weights.convert(model, weights, tensors,
                                                             checkpoint=args.checkpoint)
     name = os.path.basename(os.path.normpath(args.output))
-    checkpoint_sha256 = sha256(args.checkpoint)
+    checkpoint_sha256 = checkpoint.file_sha256(args.checkpoint)
     card = {}
 
     def write_files(directory):

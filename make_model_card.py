@@ -16,7 +16,6 @@ Example::
 """
 import ast
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -69,14 +68,6 @@ def build_parser():
                                           "machine's CPU, cores, memory and OS")
     parser.add_argument('--batch-size', type=int, default=100, help='batch size for scoring')
     return parser
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_arguments(log_path):
@@ -221,7 +212,7 @@ def make_card(args):
                       top1=round(result['top1'], 6),
                       top5=None if result['top5'] is None else round(result['top5'], 6)),
             params_file=os.path.basename(target_params), params_bytes=size,
-            params_sha256=sha256(target_params),
+            params_sha256=checkpoint.file_sha256(target_params),
             training=dict(command=args.command, epochs=len(epochs) or None,
                           wall_time_seconds=round(seconds, 1), wall_time=format_duration(seconds),
                           machine=args.machine or describe_machine(), log='train.log'),

@@ -33,20 +33,6 @@ def build_parser():
     return parser
 
 
-def class_names(args, card, num_classes):
-    """Names of the model's classes: --classes, the card's, or the label numbers."""
-    if args.classes:
-        names = inference.read_class_file(args.classes)
-    elif card:
-        names = list(card['classes'])
-    else:
-        return [str(label) for label in range(num_classes)]
-    if len(names) != num_classes:
-        raise inference.InferenceError('%d class names for a model with %d classes'
-                                       % (len(names), num_classes))
-    return names
-
-
 def predict(args):
     """Print ``path: name (probability), ...`` for each image, most probable first."""
     import mxnet as mx
@@ -73,7 +59,7 @@ def predict(args):
         mod.forward(mx.io.DataBatch([mx.nd.array(filled)]), is_train=False)
         probs.append(mod.get_outputs()[0].asnumpy()[:len(chunk)])
     probs = np.concatenate(probs)
-    names = class_names(args, card, probs.shape[1])
+    names = inference.class_names(args.classes, card, probs.shape[1])
     for path, prob in zip(args.images, probs):
         top = np.argsort(-prob, kind='stable')[:args.top_k]
         print('%s: %s' % (path, ', '.join('%s (%.4f)' % (names[i], prob[i]) for i in top)))

@@ -19,7 +19,6 @@ Examples::
     python score.py --model pretrained/se-resnext-fashion-mnist-14-int8 \\
         --data-val data/fashion-mnist/val.rec
 """
-import hashlib
 import json
 import os
 import shlex
@@ -92,14 +91,6 @@ def check_args(args):
     return args.num_calib_images or DEFAULT_CALIB_IMAGES
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def agreement(symbol, arg_params, aux_params, qsym, qarg, qaux, images, batch_size):
     """Fraction of ``images`` on which the INT8 and the float32 model predict the same class."""
     import mxnet as mx
@@ -144,20 +135,6 @@ def int8_card(args, card, name, epoch, image_shape, classes, calibration):
     return card
 
 
-def class_names(args, card, num_classes):
-    """The model's class names: --classes, the card's, or the label numbers."""
-    if args.classes:
-        names = inference.read_class_file(args.classes)
-    elif card:
-        names = list(card['classes'])
-    else:
-        names = [str(label) for label in range(num_classes)]
-    if len(names) != num_classes:
-        raise inference.InferenceError('%d class names for a model with %d classes'
-                                       % (len(names), num_classes))
-    return names
-
-
 def card_markdown(card, directory):
     """The INT8 model directory's README.md."""
     quant, calib = card['quantization'], card['quantization']['calibration']
@@ -198,7 +175,7 @@ def run(args):
                                        % (prefix, epoch))
     probe = inference.inference_module(symbol, arg_params, aux_params, (1,) + tuple(image_shape))
     num_classes = probe.output_shapes[0][1][1]
-    classes = class_names(args, card, num_classes)
+    classes = inference.class_names(args.classes, card, num_classes)
     images = quantization.calibration_images(args.data_calib, image_shape, count,
                                              args.batch_size)
     if len(images) < count:
@@ -225,7 +202,8 @@ def run(args):
         checkpoint.save_ndarrays(params_path, saved)
         written.update(int8_card(args, card, name, epoch, image_shape, classes, calibration))
         written.update(params_file=os.path.basename(params_path),
-                       params_bytes=os.path.getsize(params_path), params_sha256=sha256(params_path),
+                       params_bytes=os.path.getsize(params_path),
+                       params_sha256=checkpoint.file_sha256(params_path),
                        mxnet_version=mx.__version__)
         with open(os.path.join(directory, inference.CARD_FILE), 'w') as stream:
             json.dump(written, stream, indent=2)

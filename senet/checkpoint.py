@@ -23,6 +23,7 @@ A training run writes through a :class:`Checkpointer`, which also prunes and nam
 checkpoint; the functions below are what it and resume are built from.
 """
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -385,3 +386,12 @@ def load_optimizer_states(mod, path):
     updater = mod._kvstore._updater if mod._update_on_kvstore else mod._updater
     with open(path, 'rb') as stream:
         updater.set_states(stream.read())
+
+
+def file_sha256(path):
+    """SHA-256 of a file's bytes, read in 1 MB blocks (model cards record it for each file)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

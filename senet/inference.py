@@ -133,6 +133,20 @@ def read_card(model_dir):
     return card
 
 
+def class_names(classes_file, card, num_classes):
+    """The model's class names: from ``classes_file`` (``--classes``, ``label name`` lines), else the
+    card's, else the label numbers; InferenceError when their count is not ``num_classes``."""
+    if classes_file:
+        names = read_class_file(classes_file)
+    elif card:
+        names = list(card['classes'])
+    else:
+        return [str(label) for label in range(num_classes)]
+    if len(names) != num_classes:
+        raise InferenceError('%d class names for a model with %d classes' % (len(names), num_classes))
+    return names
+
+
 def require_float32(model_dir, card, tool):
     """Raise InferenceError when the card's model is quantized: ``tool`` needs the float32 one."""
     precision = card.get('precision', 'float32')
