@@ -1,7 +1,11 @@
-"""benchmarks/bench.py: the FLOP count behind its GFLOP/s column, and its table."""
+"""benchmarks/bench.py: the FLOP count behind its GFLOP/s column and its table; benchmarks/recipe.py."""
+import os
+import re
+
 import mxnet as mx
 
-from benchmarks import bench
+from benchmarks import bench, recipe
+from senet import arguments
 
 
 def test_flops_of_se_resnext_50_32x4d():
@@ -88,3 +92,28 @@ def test_int8_row_times_the_quantized_graph():
     config = dict(bench.CONFIGS['make-train'], batch=4)
     train, infer, int8 = bench.time_module(config, bench.QUICK_RUN, int8=True)
     assert train > 0 and infer > 0 and int8 > 0
+
+
+def test_recipe_bench_reads_the_last_runs_final_top1(tmp_path):
+    log = tmp_path / 'net.log'
+    fresh = "arguments: {'lr': 0.1, 'retrain': False}\n"
+    log.write_text(fresh + 'Epoch[0] Validation-accuracy=0.500000\n' + fresh +
+                   'Epoch[0] Validation-accuracy=0.800000\nEpoch[0] Validation-ema-accuracy=0.810000\n'
+                   'Epoch[1] Validation-accuracy=0.900000\nEpoch[1] Validation-ema-accuracy=0.905000\n')
+    assert recipe.final_top1(str(log), ema=False) == 0.9
+    assert recipe.final_top1(str(log), ema=True) == 0.905
+
+
+def test_recipe_bench_tricks_are_trainer_flags():
+    """Each run of benchmarks/recipe.py is a valid trainer command, and changes one recipe field."""
+    with open(os.path.join(recipe.ROOT, 'Makefile')) as stream:
+        makefile = stream.read().replace('\\\n', ' ')
+    assert recipe.MAKE_TRAIN.split() == re.search(r'TRAIN_ARGS \?= (.*)', makefile).group(1).split()
+
+    def resolved(extra):
+        parser = arguments.build_parser(network='se-resnext')
+        return vars(arguments.resolve_args(parser.parse_args(recipe.MAKE_TRAIN.split() + extra)))
+    plain = resolved([])
+    for name, flags in recipe.TRICKS.items():
+        changed = {key for key, value in resolved(flags).items() if plain[key] != value}
+        assert len(changed) == (0 if name == 'plain' else 1), (name, changed)
