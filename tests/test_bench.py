@@ -1,11 +1,15 @@
-"""benchmarks/bench.py: the FLOP count behind its GFLOP/s column and its table; benchmarks/recipe.py."""
+"""benchmarks/bench.py: the FLOP count behind its GFLOP/s column and its table; benchmarks/recipe.py;
+benchmarks/averaging.py."""
 import os
 import re
 
 import mxnet as mx
+import numpy as np
+import pytest
 
-from benchmarks import bench, recipe
-from senet import arguments
+import data
+from benchmarks import averaging, bench, recipe
+from senet import arguments, inference
 
 
 def test_flops_of_se_resnext_50_32x4d():
@@ -117,3 +121,52 @@ def test_recipe_bench_tricks_are_trainer_flags():
     for name, flags in recipe.TRICKS.items():
         changed = {key for key, value in resolved(flags).items() if plain[key] != value}
         assert len(changed) == (0 if name == 'plain' else 1), (name, changed)
+
+
+def _tiny_checkpoints(prefix, epochs=3):
+    """A conv + BatchNorm + fc1 graph saved with different random parameters at each epoch."""
+    data = mx.sym.Variable('data')
+    net = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), stride=(4, 4), name='conv0')
+    net = mx.sym.BatchNorm(net, name='bn0')
+    net = mx.sym.FullyConnected(mx.sym.flatten(net), num_hidden=10, name='fc1')
+    net = mx.sym.SoftmaxOutput(net, name='softmax')
+    shapes, _, aux_shapes = net.infer_shape(data=(1, 3, 32, 32))
+    saved = []
+    for epoch in range(1, epochs + 1):
+        rng = np.random.RandomState(epoch)
+        args = {name: mx.nd.array(rng.normal(size=shape)) for name, shape in
+                zip(net.list_arguments(), shapes) if name not in ('data', 'softmax_label')}
+        aux = {name: mx.nd.array(rng.uniform(0.5, 1.5, size=shape))
+               for name, shape in zip(net.list_auxiliary_states(), aux_shapes)}
+        mx.model.save_checkpoint(prefix, epoch, net, args, aux)
+        saved.append((args, aux))
+    return saved
+
+
+def test_averaging_means_the_last_epochs_and_flips_the_width(tmp_path, fmnist_slice):
+    """benchmarks/averaging.py: the mean of the last epochs' parameters (BatchNorm statistics too),
+    mirrored views, and top-1."""
+    prefix = str(tmp_path / 'tiny')
+    saved = _tiny_checkpoints(prefix)
+    _, arg_params, aux_params = averaging.average_params(prefix, 3, 2)
+    for name in ('conv0_weight', 'fc1_bias'):
+        expected = (saved[1][0][name].asnumpy() + saved[2][0][name].asnumpy()) / 2
+        np.testing.assert_allclose(arg_params[name].asnumpy(), expected, rtol=1e-6)
+    expected = (saved[1][1]['bn0_moving_var'].asnumpy() + saved[2][1]['bn0_moving_var'].asnumpy()) / 2
+    np.testing.assert_allclose(aux_params['bn0_moving_var'].asnumpy(), expected, rtol=1e-6)
+    with pytest.raises(inference.InferenceError, match='--last 4'):
+        averaging.average_params(prefix, 3, 4)
+
+    loaded = inference.load_checkpoint(prefix, 3)
+    probs, labels = averaging.predict(*loaded, fmnist_slice['val'], (3, 32, 32), batch_size=100)
+    assert probs.shape == (256, 10) and labels.shape == (256,)   # the padded last batch dropped
+    mirrored, _ = averaging.predict(*loaded, fmnist_slice['val'], (3, 32, 32), batch_size=100,
+                                    flip=True)
+    assert not np.allclose(probs, mirrored)
+    batch = next(iter(data.make_rec_iter(fmnist_slice['val'], (3, 32, 32), 100)))
+    mod = inference.inference_module(*loaded, (100, 3, 32, 32))
+    by_hand = mx.nd.array(batch.data[0].asnumpy()[:, :, :, ::-1].copy())
+    mod.forward(mx.io.DataBatch([by_hand]), is_train=False)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), mirrored[:100], rtol=1e-4, atol=1e-6)
+    assert averaging.top1(np.eye(10)[labels], labels) == 1.0
+    assert averaging.top1(np.eye(10)[(labels + 1) % 10], labels) == 0.0
