@@ -32,11 +32,16 @@ import data  # noqa: E402
 from senet import inference  # noqa: E402
 
 
-def average_params(prefix, epoch, last):
-    """(symbol, arg_params, aux_params): the mean of epochs ``epoch - last + 1`` .. ``epoch``."""
+def check_last(last, epoch):
+    """A one-line error unless 1 <= ``last`` <= ``epoch``."""
     if last < 1 or last > epoch:
         raise inference.InferenceError('--last %d: average 1 to %d epochs (those up to --epoch)'
                                        % (last, epoch))
+
+
+def average_params(prefix, epoch, last):
+    """(symbol, arg_params, aux_params): the mean of epochs ``epoch - last + 1`` .. ``epoch``."""
+    check_last(last, epoch)
     symbol, arg_sum, aux_sum = inference.load_checkpoint(prefix, epoch)
     arg_sum = {name: value.astype('float64') for name, value in arg_sum.items()}
     aux_sum = {name: value.astype('float64') for name, value in aux_sum.items()}
@@ -89,9 +94,7 @@ def main(argv=None):
         if args.ensemble and ':' not in args.ensemble:
             raise inference.InferenceError('--ensemble %s: give PREFIX:EPOCH' % args.ensemble)
         for last in lasts:
-            if last < 1 or last > args.epoch:
-                raise inference.InferenceError('--last %d: average 1 to %d epochs (those up to '
-                                               '--epoch)' % (last, args.epoch))
+            check_last(last, args.epoch)
         data.check_rec(args.data_val, '--data-val')
         loaded = inference.load_checkpoint(args.prefix, args.epoch)
         probs, labels = predict(*loaded, args.data_val, image_shape, args.batch_size)
