@@ -9,7 +9,8 @@ Scores one checkpoint on a ``.rec`` file (as ``score.py``), then
 - with ``--ensemble PREFIX:EPOCH``, the mean of the probabilities of the two checkpoints (twice
   the training compute).
 
-Each line is the top-1 over every record and its difference to the checkpoint alone::
+Each line is the top-1 over every record and its difference to the checkpoint alone; the
+checkpoint's errors are counted by true class::
 
     python -m benchmarks.averaging --prefix model/se-resnext-fashion-mnist-14-w3 --epoch 26 \\
         --last 2,3,6 --flip --ensemble model/se-resnext-fashion-mnist-26-w2:23 \\
@@ -77,6 +78,12 @@ def top1(probs, labels):
     return float((probs.argmax(axis=1) == labels).mean())
 
 
+def errors_by_class(probs, labels):
+    """Misclassified images of each true class (index = class)."""
+    wrong = labels[probs.argmax(axis=1) != labels]
+    return np.bincount(wrong, minlength=probs.shape[1]).tolist()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--prefix', required=True, help='checkpoint prefix of the run')
@@ -100,6 +107,8 @@ def main(argv=None):
         probs, labels = predict(*loaded, args.data_val, image_shape, args.batch_size)
         base = top1(probs, labels)
         print('%s epoch %d: top-1 %.4f (%d images)' % (args.prefix, args.epoch, base, len(labels)))
+        print('its errors by true class: %s' % ', '.join(
+            '%d: %d' % (label, count) for label, count in enumerate(errors_by_class(probs, labels))))
 
         def report(what, value):
             print('%-44s top-1 %.4f  %+.4f' % (what, value, value - base), flush=True)

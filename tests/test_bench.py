@@ -170,3 +170,6 @@ def test_averaging_means_the_last_epochs_and_flips_the_width(tmp_path, fmnist_sl
     np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), mirrored[:100], rtol=1e-4, atol=1e-6)
     assert averaging.top1(np.eye(10)[labels], labels) == 1.0
     assert averaging.top1(np.eye(10)[(labels + 1) % 10], labels) == 0.0
+    wrong = np.eye(10)[np.where(labels == 3, 4, labels)]
+    assert averaging.errors_by_class(wrong, labels) == [int((labels == 3).sum()) if k == 3 else 0
+                                                        for k in range(10)]
