@@ -27,6 +27,7 @@ from senet import threads  # noqa: E402
 
 threads.configure([])
 
+import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
@@ -62,10 +63,11 @@ def average_params(prefix, epoch, last):
 
 def predict(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=128, flip=False):
     """(probabilities (N, K), labels (N,)) over every record; with ``flip``, of mirrored images."""
-    import mxnet as mx
     mod = inference.inference_module(symbol, arg_params, aux_params, (batch_size,) + image_shape)
+    num_classes = mod.output_shapes[0][1][1]
     probs, labels = [], []
-    for batch in data.make_rec_iter(rec_path, image_shape, batch_size):
+    batches = data.make_rec_iter(rec_path, image_shape, batch_size)
+    for batch in inference.checked_labels(batches, rec_path, num_classes):
         images = batch.data[0].flip(axis=3) if flip else batch.data[0]
         mod.forward(mx.io.DataBatch([images]), is_train=False)
         keep = images.shape[0] - batch.pad
@@ -75,6 +77,7 @@ def predict(symbol, arg_params, aux_params, rec_path, image_shape, batch_size=12
 
 
 def top1(probs, labels):
+    """The fraction of rows of ``probs`` whose largest value is at the row's label."""
     return float((probs.argmax(axis=1) == labels).mean())
 
 
@@ -126,6 +129,8 @@ def main(argv=None):
             report('mean with %s epoch %s' % (prefix, epoch), top1(probs + other, labels))
     except (inference.InferenceError, data.DataError, ValueError) as err:
         sys.exit('error: %s' % err)
+    except mx.base.MXNetError as err:
+        sys.exit('error: cannot score %s: %s' % (args.data_val, inference.first_line(err)))
     return 0
 
 

@@ -125,8 +125,8 @@ def test_recipe_bench_tricks_are_trainer_flags():
 
 def _tiny_checkpoints(prefix, epochs=3):
     """A conv + BatchNorm + fc1 graph saved with different random parameters at each epoch."""
-    data = mx.sym.Variable('data')
-    net = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), stride=(4, 4), name='conv0')
+    images = mx.sym.Variable('data')
+    net = mx.sym.Convolution(images, num_filter=4, kernel=(3, 3), stride=(4, 4), name='conv0')
     net = mx.sym.BatchNorm(net, name='bn0')
     net = mx.sym.FullyConnected(mx.sym.flatten(net), num_hidden=10, name='fc1')
     net = mx.sym.SoftmaxOutput(net, name='softmax')
@@ -143,7 +143,7 @@ def _tiny_checkpoints(prefix, epochs=3):
     return saved
 
 
-def test_averaging_means_the_last_epochs_and_flips_the_width(tmp_path, fmnist_slice):
+def test_averaging_means_the_last_epochs_and_mirrors_the_images(tmp_path, fmnist_slice):
     """benchmarks/averaging.py: the mean of the last epochs' parameters (BatchNorm statistics too),
     mirrored views, and top-1."""
     prefix = str(tmp_path / 'tiny')
