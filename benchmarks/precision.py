@@ -39,7 +39,10 @@ def bind(argv, dtype):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    bound = {dtype: bind(argv, dtype) for dtype in DTYPES}
+    try:
+        bound = {dtype: bind(argv, dtype) for dtype in DTYPES}
+    except arguments.UsageError as err:
+        sys.exit('error: %s' % err)
     args = bound[DTYPES[0]][2]
     steps = 3 if args.image_shape[1] > 100 else 30
     seconds = {dtype: [] for dtype in DTYPES}

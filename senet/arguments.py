@@ -142,7 +142,8 @@ def _add_recipe_args(parser):
     recipe.add_argument('--dtype', default='float32', choices=DTYPES,
                         help='training precision; checkpoints stay float32. float16 needs --gpus '
                              '(MXNet 1.9.1 has no float16 convolution on the CPU). bfloat16 runs '
-                             'on the CPU through oneDNN, which in MXNet 1.9.1 has no AMX path: on '
+                             'on CPUs with AVX-512 through oneDNN, which in MXNet 1.9.1 has no AMX '
+                             'path (and no bfloat16 convolution without AVX-512): on '
                              'a 2-core AVX512-BF16 CPU it trained at 1.05-1.13x float32\'s speed '
                              'on make train\'s narrow network and 1.4-1.8x on the 2x-wide one '
                              '(docs/recipe.md)')
@@ -404,6 +405,11 @@ def _check_recipe_flags(args):
     if args.dtype == 'float16' and not parse_gpus(args.gpus):
         raise UsageError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on '
                          'the CPU (use --dtype bfloat16 there)')
+    if args.dtype == 'bfloat16' and not parse_gpus(args.gpus):
+        from senet import network
+        if not network.bfloat16_runs_on_cpu():
+            raise UsageError('--dtype bfloat16 needs a CPU with AVX-512: MXNet 1.9.1\'s oneDNN has '
+                             'no bfloat16 convolution for this one (use --dtype float32)')
     if args.data_nthreads is None:
         args.data_nthreads = threads.usable_cores()
     if args.test_io and args.benchmark:

@@ -7,7 +7,10 @@ with ``--gpus`` it binds the textbook graph as well, since those paths do not ex
 With ``--dtype`` or ``--loss-scale`` the trained graph's input and head change
 (:func:`with_precision`); the checkpointed graph never does, so checkpoints load everywhere.
 """
+import contextlib
+import functools
 import json
+import os
 import re
 
 import symbols
@@ -137,3 +140,43 @@ def with_precision(symbol, dtype='float32', loss_scale=1.0):
         out = amp.convert_symbol(out, target_dtype='bfloat16', cast_optional_params=False,
                                  data_names=['data', 'softmax_label'])
     return out
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 (where MXNet's C++ side logs) to /dev/null for the block."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@functools.lru_cache(maxsize=None)
+def bfloat16_runs_on_cpu():
+    """Whether this CPU trains a bfloat16 convolution through MXNet's oneDNN.
+
+    MXNet 1.9.1's oneDNN (v2.4) has bfloat16 convolutions for AVX-512 CPUs only; elsewhere binding
+    one fails ("could not create a primitive descriptor iterator"). The probe trains one step of a
+    tiny convolution, BatchNorm and fully-connected graph through :func:`with_precision`, with the
+    C++ log silenced, so the answer is what training would meet.
+    """
+    import mxnet as mx
+    net = mx.sym.Convolution(mx.sym.Variable('data'), num_filter=8, kernel=(3, 3), pad=(1, 1),
+                             name='conv0')
+    net = mx.sym.Activation(mx.sym.BatchNorm(net, name='bn0'), act_type='relu')
+    net = mx.sym.FullyConnected(net, num_hidden=2, name='fc1')
+    net = mx.sym.SoftmaxOutput(net, mx.sym.Variable('softmax_label'), name='softmax')
+    try:
+        with _quiet_stderr():
+            executor = with_precision(net, 'bfloat16').simple_bind(
+                mx.cpu(), data=(2, 3, 8, 8), softmax_label=(2,))
+            executor.forward(is_train=True)
+            executor.backward()
+            mx.nd.waitall()
+    except mx.base.MXNetError:
+        return False
+    return True
