@@ -77,18 +77,32 @@ def train_step(sym, params, pixels, labels, dtype=np.float32):
 
 
 def assert_same_training_step(fast, plain, pixels, labels, dtype=np.float32, rtol=RTOL):
+    """Every output, gradient and BatchNorm statistic of one training step of ``fast`` within
+    ``rtol`` of ``plain``'s, or in float32 within what ``plain`` moves by itself when the batch is
+    reordered (the same sums added in another order), whichever is larger: which kernels oneDNN
+    picks, and so how a result rounds, depends on the CPU (AVX-512 or AVX2 only)."""
     assert fast.list_arguments() == plain.list_arguments()
     assert fast.list_auxiliary_states() == plain.list_auxiliary_states()
     params = random_params(plain, pixels.shape)
     out_fast, grads_fast, aux_fast = train_step(fast, params, pixels, labels, dtype)
     out_plain, grads_plain, aux_plain = train_step(plain, params, pixels, labels, dtype)
-    assert relative_error(out_fast, out_plain) <= rtol
+    tolerance = {name: rtol for name in ['output'] + list(grads_plain) + list(aux_plain)}
+    if dtype == np.float32:
+        order = np.random.RandomState(1).permutation(len(labels))
+        out_again, grads_again, aux_again = train_step(plain, params, pixels[order],
+                                                       labels[order], dtype)
+        again = dict(grads_again, output=out_again, **aux_again)
+        before = dict(grads_plain, output=out_plain[order], **aux_plain)
+        for name in tolerance:
+            tolerance[name] = max(rtol, relative_error(again[name], before[name]))
+    assert relative_error(out_fast, out_plain) <= tolerance['output']
     assert sorted(grads_fast) == sorted(grads_plain)
-    errors = {name: relative_error(grads_fast[name], grads_plain[name]) for name in grads_plain}
+    errors = {name: relative_error(grads_fast[name], grads_plain[name]) / tolerance[name]
+              for name in grads_plain}
     worst = max(errors, key=errors.get)
-    assert errors[worst] <= rtol, (worst, errors[worst])
+    assert errors[worst] <= 1, (worst, errors[worst] * tolerance[worst], tolerance[worst])
     for name in aux_plain:
-        assert relative_error(aux_fast[name], aux_plain[name]) <= rtol, name
+        assert relative_error(aux_fast[name], aux_plain[name]) <= tolerance[name], name
     # The gradients are not trivially equal because they are all zero.
     assert np.abs(grads_plain['stage1_unit1_excitation1_weight']).max() > 0
 
@@ -164,16 +178,21 @@ def test_inference_at_other_batch_and_image_sizes(fmnist_batch, batch, height, w
            else rng.normal(0, 0.1, shape)
            for name, shape in zip(plain.list_auxiliary_states(), aux_shapes)}
     outputs = []
-    for sym in (fast, plain):
+    for sym, dtype in ((fast, np.float32), (plain, np.float32), (fast, np.float64),
+                       (plain, np.float64)):
         exe = sym.simple_bind(mx.cpu(), grad_req='null', data=images.shape,
-                              softmax_label=(batch,))
-        exe.copy_params_from({k: mx.nd.array(v) for k, v in params.items()},
-                             {k: mx.nd.array(v) for k, v in aux.items()})
+                              softmax_label=(batch,), type_dict={'data': dtype})
+        exe.copy_params_from({k: mx.nd.array(v, dtype=dtype) for k, v in params.items()},
+                             {k: mx.nd.array(v, dtype=dtype) for k, v in aux.items()})
         exe.arg_dict['data'][:] = images
         exe.forward(is_train=False)
         outputs.append(exe.outputs[0].asnumpy())
-    assert outputs[0].shape == (batch, 10)
-    assert relative_error(outputs[0], outputs[1]) <= RTOL
+    fast32, plain32, fast64, exact = outputs
+    assert fast32.shape == (batch, 10)
+    assert relative_error(fast64, exact) <= 1e-9
+    # In float32 the fast graph is as close to the float64 answer as the textbook graph (oneDNN's
+    # kernels, and so the rounding, differ between CPUs).
+    assert relative_error(fast32, exact) <= max(RTOL, 2 * relative_error(plain32, exact))
 
 
 @pytest.mark.parametrize('shape', [(4, 32, 6, 6), (2, 48, 5, 7), (3, 16, 1, 1)])
