@@ -56,9 +56,12 @@ def kill_marked(token):
 
 
 def run_launcher(args, timeout=JOB_TIMEOUT):
-    """Run launch.py with ``args``; returns (exit status, stdout, stderr, seconds, leftover pids)."""
+    """Run launch.py with ``args``; returns (exit status, stdout, stderr, seconds, leftover pids).
+    The launcher picks its workers' thread counts: an ``OMP_NUM_THREADS`` of the test run (make
+    test sets 1 for its two pytest workers) is not passed on."""
     token = uuid.uuid4().hex
-    env = dict(os.environ, **{MARKER: token})
+    env = {key: value for key, value in os.environ.items() if key != 'OMP_NUM_THREADS'}
+    env[MARKER] = token
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, '-W', 'ignore', os.path.join(ROOT, 'launch.py'),
                              '--timeout', str(timeout - 20), '--grace', '5'] + list(args),
@@ -101,7 +104,7 @@ def fmnist_1k(tmp_path_factory):
                                   labels[:TRAIN_EXAMPLES])
 
 
-def test_dist_sync_two_workers_agree_and_learn(fmnist_1k, fmnist_slice, tmp_path):
+def test_dist_sync_two_workers_agree_and_learn(fmnist_1k, fmnist_slice, tmp_path, monkeypatch):
     """1 scheduler, 1 server, 2 workers, one epoch: same final weights on both, well above chance."""
     command = trainer_command(fmnist_1k, fmnist_slice['val'], tmp_path, 'dist_sync',
                               '--batch-size', '16', '--lr', '0.1')
@@ -111,9 +114,9 @@ def test_dist_sync_two_workers_agree_and_learn(fmnist_1k, fmnist_slice, tmp_path
     assert not leftovers
     assert 'all 2 workers exited with status 0' in err
     log = (tmp_path / 'log' / 'net.log').read_text()
-    if 'OMP_NUM_THREADS' not in os.environ:  # the two workers share this machine's cores out
-        threads = re.findall(r'1 CPU context with OMP_NUM_THREADS=(\d+)', log)
-        assert threads == [launch.local_threads('worker', 2)['OMP_NUM_THREADS']] * 2, log
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)  # as run_launcher runs the launcher
+    threads = re.findall(r'1 CPU context with OMP_NUM_THREADS=(\d+)', log)
+    assert threads == [launch.local_threads('worker', 2)['OMP_NUM_THREADS']] * 2, log
 
     digests = by_worker(r'Epoch\[0\] Parameters sha256=([0-9a-f]{64})', log)
     assert set(digests) == {0, 1}, log
