@@ -55,8 +55,8 @@ $(TEST_STAMP): requirements-test.txt requirements-bench.txt $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-test.txt
 	touch $(TEST_STAMP)
 
-# Two pytest processes of one OpenMP thread each: on 2 cores the suite took 11 min 42 s so, against
-# 19 min 5 s in one process with two threads (AMD EPYC without AVX-512). Trainers that tests start as
+# Two pytest processes of one OpenMP thread each: 11 min 42 s for the suite on 2 cores (AMD EPYC
+# without AVX-512), against 19 min 5 s in one process with two threads. Trainers that tests start as
 # processes inherit the one thread, except under launch.py, which picks its workers' own.
 test: setup lint $(TEST_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
