@@ -402,12 +402,14 @@ def _check_recipe_flags(args):
     """The recipe flags together (their ranges are in :mod:`senet.ranges`)."""
     if args.mixup_off_epoch and not (args.mixup or args.cutmix):
         raise UsageError('--mixup-off-epoch %d needs --mixup or --cutmix' % args.mixup_off_epoch)
-    if args.dtype == 'float16' and not parse_gpus(args.gpus):
-        raise UsageError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on '
-                         'the CPU (use --dtype bfloat16 there)')
-    if args.dtype == 'bfloat16' and not parse_gpus(args.gpus):
+    if args.dtype in ('float16', 'bfloat16') and not parse_gpus(args.gpus):
         from senet import network
-        if not network.bfloat16_runs_on_cpu():
+        bfloat16_runs = network.bfloat16_runs_on_cpu()
+        if args.dtype == 'float16':
+            raise UsageError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution '
+                             'on the CPU (use --dtype %s there)'
+                             % ('bfloat16' if bfloat16_runs else 'float32'))
+        if not bfloat16_runs:
             raise UsageError('--dtype bfloat16 needs a CPU with AVX-512: MXNet 1.9.1\'s oneDNN has '
                              'no bfloat16 convolution for this one (use --dtype float32)')
     if args.data_nthreads is None:

@@ -330,8 +330,10 @@ def test_float16_graph_casts_the_input_and_keeps_the_softmax_in_float32():
     settings = fit.optimizer_params(args, plan, None, 0)
     assert settings['multi_precision'] is True
     assert settings['rescale_grad'] == pytest.approx(1.0 / (128 * 32))
+    usable = 'bfloat16' if network.bfloat16_runs_on_cpu() else 'float32'
     with pytest.raises(arguments.UsageError, match=re.escape(
-            '--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on the CPU')):
+            '--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 convolution on the CPU '
+            '(use --dtype %s there)' % usable)):
         resolve(['--dtype', 'float16'])
 
 
