@@ -8,8 +8,10 @@ count when MXNet loads, so every configuration that needs another thread count t
   updates, inference bound ``for_training=False`` so that oneDNN fuses it) against GluonCV's
   ``se_resnext50_32x4d`` (random init, hybridized with static memory; ``Trainer`` with NAG), both on
   ``--threads`` threads; this project's graph split over ``--threads`` CPU contexts of one
-  thread each (the trainers' ``--cpus``); and, training only, this project's graph without the
-  plain-layout boundaries around its narrow grouped convolutions (``GRAPHS['fast-se-only']``).
+  thread each (the trainers' ``--cpus``); and, training only, this project's graph in the
+  grouped-convolution form that this CPU's 'auto' does not pick (:func:`other_conv_form`): without
+  the plain-layout boundaries around its narrow grouped convolutions where oneDNN runs AVX-512
+  kernels, with them elsewhere.
 * SE-ResNet-50 against GluonCV's ``se_resnet50_v1``, the same way.
 * The ``make train`` configuration (SE-ResNeXt-14 at 28x28, batch 128 over 2 CPU contexts of one
   thread) against its plain formulation: the same network built the textbook way
@@ -28,7 +30,8 @@ count when MXNet loads, so every configuration that needs another thread count t
   INT8 included, gets its ratio to each PyTorch row.
 
 This project's rows do what its trainers do: training binds the fast graph (``'fast'`` SE, grouped
-convolutions between plain-layout boundaries) and inference binds the textbook graph that
+convolutions in the 'auto' form: between plain-layout boundaries where oneDNN runs AVX-512 kernels)
+and inference binds the textbook graph that
 checkpoints hold, with the same parameters (its forward pass is shorter, and oneDNN fuses it).
 
 Each row gives img/s, the ratio to its peer, the achieved GFLOP/s (convolution and fully-connected
@@ -169,10 +172,19 @@ def measure_peak(run):
 
 
 GRAPHS = {'fast': ('fast', 'auto'), 'broadcast': ('broadcast', 'grouped'),
-          'fast-se-only': ('fast', 'grouped')}
+          'fast-plain-layout': ('fast', 'plain-layout'), 'fast-grouped': ('fast', 'grouped')}
 """Graph name -> (SE formulation, grouped-convolution implementation) in symbols.cpu_fast: the
-project's training graph, the textbook graph, and the training graph without the plain-layout
-boundaries around narrow grouped convolutions (to measure what they bring)."""
+project's training graph, the textbook graph, and the training graph with and without the
+plain-layout boundaries around narrow grouped convolutions (to measure what 'auto' picks)."""
+
+
+def other_conv_form():
+    """(graph name, row label) of the training graph in the grouped-convolution form that 'auto'
+    does not pick on this CPU (:data:`GRAPHS`)."""
+    from symbols import cpu_fast
+    if cpu_fast.grouped_conv_form() == 'plain-layout':
+        return 'fast-grouped', 'without layout boundaries'
+    return 'fast-plain-layout', 'with layout boundaries'
 
 
 def build_symbol(config, graph):
@@ -444,9 +456,10 @@ def run_benchmarks(args):
                                  time_in_child(1, key, run, contexts=threads), flops, gluon)
         if key != 'imagenet':
             continue
-        LOG.info('this project %s without plain-layout boundaries, training', title)
-        add('train', '%s (this project without layout boundaries)' % title, config,
-            time_module(config, run, train_impl='fast-se-only', infer_impl=None)[0], flops,
+        other, label = other_conv_form()
+        LOG.info('this project %s %s, training', title, label)
+        add('train', '%s (this project %s)' % (title, label), config,
+            time_module(config, run, train_impl=other, infer_impl=None)[0], flops,
             gluon[0] if gluon is not None else None)
         compared.append(add('infer', '%s INT8 (this project, quantize.py; peer: its float32)'
                             % title, config, times[2], flops, times[1]))

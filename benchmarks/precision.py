@@ -19,22 +19,46 @@ import mxnet as mx  # noqa: E402  (MXNet must load after OMP_NUM_THREADS is set)
 import numpy as np  # noqa: E402
 
 from senet import arguments, fit  # noqa: E402
+from symbols import cpu_fast  # noqa: E402
 
 DTYPES = ('float32', 'bfloat16')
 ROUNDS = 5
 """Timed rounds per precision, after one warm-up round."""
 
 
-def bind(argv, dtype):
-    """(module, synthetic batch) of the trainer's network for ``argv`` in ``dtype``."""
+def bind(argv, dtype='float32', conv_form='auto'):
+    """(module, synthetic batch, resolved flags) of the trainer's network for ``argv`` in
+    ``dtype``, its grouped convolutions in ``conv_form`` (symbols.cpu_fast.GROUPED_CONV_IMPLS)."""
     parser = arguments.build_parser(network='se-resnext')
     args = arguments.resolve_args(parser.parse_args(argv + ['--benchmark', '--dtype', dtype]))
     contexts = arguments.make_contexts(args.gpus, args.cpus)
     plan = fit.make_plan(args, mx.kv.create(args.kv_store), contexts)
-    mod = fit.bind(args, plan, fit.build_network(args)[0], fit.FRESH_START)
+    with cpu_fast.grouped_conv_implementation(conv_form):
+        symbol = fit.build_network(args)[0]
+    mod = fit.bind(args, plan, symbol, fit.FRESH_START)
     fit.init_optimizer(mod, args, plan, fit.FRESH_START)
     batch = fit.SyntheticIter(args.batch_size, args.image_shape, 10, contexts[0]).batch
     return mod, batch, args
+
+
+def time_alternately(bound, steps=None, rounds=ROUNDS):
+    """Median training img/s of each module of ``bound`` (name -> what :func:`bind` returns), timed
+    in ``rounds`` alternating rounds of ``steps`` steps each (default 3 for images over 100 pixels
+    high, else 30) after one warm-up round."""
+    args = next(iter(bound.values()))[2]
+    if steps is None:
+        steps = 3 if args.image_shape[1] > 100 else 30
+    seconds = {name: [] for name in bound}
+    for round_index in range(rounds + 1):
+        for name, (mod, batch, _) in bound.items():
+            for _ in range(steps):
+                tic = time.time()
+                mod.forward_backward(batch)
+                mod.update()
+                mx.nd.waitall()
+                if round_index:  # the first round warms up
+                    seconds[name].append(time.time() - tic)
+    return {name: args.batch_size / np.median(values) for name, values in seconds.items()}
 
 
 def main(argv=None):
@@ -43,19 +67,7 @@ def main(argv=None):
         bound = {dtype: bind(argv, dtype) for dtype in DTYPES}
     except arguments.UsageError as err:
         sys.exit('error: %s' % err)
-    args = bound[DTYPES[0]][2]
-    steps = 3 if args.image_shape[1] > 100 else 30
-    seconds = {dtype: [] for dtype in DTYPES}
-    for round_index in range(ROUNDS + 1):
-        for dtype, (mod, batch, _) in bound.items():
-            for _ in range(steps):
-                tic = time.time()
-                mod.forward_backward(batch)
-                mod.update()
-                mx.nd.waitall()
-                if round_index:  # the first round warms up
-                    seconds[dtype].append(time.time() - tic)
-    speed = {dtype: args.batch_size / np.median(values) for dtype, values in seconds.items()}
+    speed = time_alternately(bound)
     for dtype in DTYPES:
         print('%-9s %9.2f img/s' % (dtype, speed[dtype]))
     print('bfloat16 / float32: %.2fx' % (speed['bfloat16'] / speed['float32']))

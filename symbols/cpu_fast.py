@@ -7,8 +7,9 @@ through other operators, and are what the builders make by default:
 
 * the 'fast' SE block (:data:`SE_IMPLS`): :func:`fast_squeeze` and :func:`fast_se_scale` replace
   the textbook global pool and ``broadcast_mul`` of :func:`symbols.layers.se_block`;
-* the 'auto' grouped convolution (:data:`GROUPED_CONV_IMPLS`): a narrow grouped convolution between
-  two :func:`plain_layout` boundaries (:func:`symbols.layers.grouped_conv`).
+* the 'auto' grouped convolution (:data:`GROUPED_CONV_IMPLS`): on CPUs where oneDNN runs AVX-512
+  kernels, a narrow grouped convolution between two :func:`plain_layout` boundaries
+  (:func:`symbols.layers.grouped_conv`).
 
 :func:`textbook_graph` switches the builders back to the textbook forms, the graph checkpoints and
 shipped symbol files hold; :func:`training_graph` turns such a graph into the training form.
@@ -17,23 +18,32 @@ import contextlib
 import contextvars
 import functools
 import json
+import os
 
 import mxnet as mx
 
 CHANNEL_BLOCK = 16
 """Channel block of oneDNN's AVX-512 layouts."""
 
-GROUPED_CONV_IMPLS = ('auto', 'grouped')
-"""How :func:`symbols.layers.grouped_conv` builds a grouped convolution; both compute the same
+GROUPED_CONV_IMPLS = ('auto', 'plain-layout', 'grouped')
+"""How :func:`symbols.layers.grouped_conv` builds a grouped convolution; all compute the same
 function with the same ``{name}_weight`` parameter.
 
 ``grouped``: MXNet's ``Convolution`` with ``num_group``, the textbook graph.
-``auto``: the same convolution between two :func:`plain_layout` boundaries when a group's channels
-are not a multiple of ``CHANNEL_BLOCK``. oneDNN then stores the convolution's output, and the
-gradient it sends back, in a layout blocked by the group width (4 or 8 channels), while the
-BatchNorms around it work in blocks of 16: a BatchNorm whose data and gradient layouts differ runs
-oneDNN's reference kernel, which took 3.5 s of SE-ResNeXt-50's 5.3 s training step (batch 16,
-224x224) on this project's CPU. With the boundaries every BatchNorm runs a vectorised kernel."""
+``plain-layout``: the same convolution between two :func:`plain_layout` boundaries when a group's
+channels are not a multiple of ``CHANNEL_BLOCK``. With its AVX-512 kernels oneDNN then stores the
+convolution's output, and the gradient it sends back, in a layout blocked by the group width (4 or 8
+channels), while the BatchNorms around it work in blocks of 16: a BatchNorm whose data and gradient
+layouts differ runs oneDNN's reference kernel, which took 3.5 s of SE-ResNeXt-50's 5.3 s training
+step (batch 16, 224x224) on an AVX-512 CPU. With the boundaries every BatchNorm runs a vectorised
+kernel.
+``auto`` (the default): ``plain-layout`` where oneDNN runs its AVX-512 kernels
+(:func:`onednn_uses_avx512`), else ``grouped``. With its AVX2 kernels oneDNN keeps a narrow grouped
+convolution's data and gradients in the plain layout by itself, and the boundaries only add copies:
+SE-ResNeXt-50 32x4d trained about 10 % slower with them on an AVX2-only CPU (docs/performance.md)."""
+
+AVX512_FLAG = 'avx512f'
+"""The ``/proc/cpuinfo`` flag of the CPUs on which oneDNN picks AVX-512 kernels."""
 
 SE_IMPLS = ('fast', 'broadcast')
 """Formulations of the SE block; both compute the same function with the same parameters.
@@ -99,10 +109,43 @@ def se_form(impl=None):
     return _checked(_SE_IMPL.get() if impl is None else impl, SE_IMPLS, 'SE')
 
 
+def grouped_conv_form():
+    """The grouped-convolution implementation to build, 'plain-layout' or 'grouped': the one
+    :func:`grouped_conv_implementation` set (default 'auto', resolved for this machine)."""
+    impl = _GROUPED_CONV_IMPL.get()
+    if impl == 'auto':
+        return 'plain-layout' if onednn_uses_avx512() else 'grouped'
+    return impl
+
+
 def needs_plain_layout(in_channels, num_group):
     """Whether a convolution of ``in_channels`` inputs in ``num_group`` groups is built between
-    plain-layout boundaries: under the 'auto' implementation, when it is narrow (:func:`is_narrow`)."""
-    return _GROUPED_CONV_IMPL.get() == 'auto' and is_narrow(in_channels, num_group)
+    plain-layout boundaries: in the 'plain-layout' form (:func:`grouped_conv_form`), when it is
+    narrow (:func:`is_narrow`)."""
+    return is_narrow(in_channels, num_group) and grouped_conv_form() == 'plain-layout'
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_uses_avx512():
+    """Whether MXNet's oneDNN runs its AVX-512 kernels in this process: the CPU's flags in
+    ``/proc/cpuinfo`` and oneDNN's ``DNNL_MAX_CPU_ISA`` (:func:`avx512_kernels`)."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8', errors='replace') as cpuinfo:
+            flags = next((line.partition(':')[2].split() for line in cpuinfo
+                          if line.startswith('flags')), None)
+    except OSError:
+        flags = None
+    return avx512_kernels(flags, os.environ.get('DNNL_MAX_CPU_ISA', ''))
+
+
+def avx512_kernels(cpu_flags, max_isa=''):
+    """Whether oneDNN picks AVX-512 kernels on a CPU with ``cpu_flags`` (None: unknown, taken as
+    yes, the form this project was tuned on) when ``DNNL_MAX_CPU_ISA`` is ``max_isa`` ('' or 'ALL':
+    no limit; a name below AVX512_* keeps oneDNN to narrower kernels)."""
+    isa = max_isa.strip().upper()
+    if isa not in ('', 'ALL') and not isa.startswith('AVX512'):
+        return False
+    return cpu_flags is None or AVX512_FLAG in cpu_flags
 
 
 def is_narrow(in_channels, num_group):
@@ -177,13 +220,14 @@ def _textbook_se_blocks(nodes):
 def training_graph(symbol, data_shape):
     """The training form of a textbook-graph ``symbol`` (a checkpoint's, see :func:`textbook_graph`).
 
-    Returns the same graph with every SE block in the 'fast' formulation and every narrow grouped
-    convolution between plain-layout boundaries, node for node what the builders make by default:
-    the same parameters and the same function. An SE block is a global average ``Pooling`` named
-    ``{block}_squeeze`` and a ``broadcast_mul`` of that pooling's input (this project's graphs and
-    the original repository's released model); anything else is kept as it is, so a graph already
-    in the training form comes back unchanged. ``data_shape`` is the shape of the input ``data``,
-    from which the convolutions' input channels are inferred.
+    Returns the same graph with every SE block in the 'fast' formulation and, in the
+    'plain-layout' form (:func:`grouped_conv_form`: by default on CPUs where oneDNN runs AVX-512
+    kernels), every narrow grouped convolution between plain-layout boundaries: node for node what
+    the builders make by default, the same parameters and the same function. An SE block is a
+    global average ``Pooling`` named ``{block}_squeeze`` and a ``broadcast_mul`` of that pooling's
+    input (this project's graphs and the original repository's released model); anything else is
+    kept as it is, so a graph already in the training form comes back unchanged. ``data_shape`` is
+    the shape of the input ``data``, from which the convolutions' input channels are inferred.
     """
     graph = json.loads(symbol.tojson())
     nodes = graph['nodes']
@@ -210,7 +254,7 @@ def training_graph(symbol, data_shape):
             groups = int(attrs.get('num_group', 1))
             weight = (shapes.get(nodes[node['inputs'][1][0]]['name']) if op == 'Convolution'
                       and len(node['inputs']) > 1 else None) or (0, 0)
-            narrow = op == 'Convolution' and is_narrow(groups * weight[1], groups)
+            narrow = op == 'Convolution' and needs_plain_layout(groups * weight[1], groups)
             make = functools.partial(_recreate, op, name, attrs, inputs[1:])
             if narrow and inputs[0].name != name + '_plain_input':
                 out = between_plain_layouts(make, inputs[0], name)

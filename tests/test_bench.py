@@ -10,13 +10,22 @@ import pytest
 import data
 from benchmarks import averaging, bench, recipe
 from senet import arguments, inference
+from symbols import cpu_fast
 
 
 def test_flops_of_se_resnext_50_32x4d():
     """4.23 G multiply-adds per 224x224 image, the figure the ResNeXt paper gives (4.2 G)."""
-    for impl in ('broadcast', 'fast'):
+    for impl in bench.GRAPHS:
         sym = bench.build_symbol(bench.IMAGENET, impl)
         assert bench.conv_fc_flops(sym, (1, 3, 224, 224)) == 8465989632
+
+
+def test_the_other_grouped_convolution_row_is_the_form_auto_does_not_pick():
+    other, label = bench.other_conv_form()
+    picked = cpu_fast.grouped_conv_form()
+    assert bench.GRAPHS['fast'] == ('fast', 'auto')
+    assert bench.GRAPHS[other] == ('fast', 'grouped' if picked == 'plain-layout' else 'plain-layout')
+    assert label == ('without' if picked == 'plain-layout' else 'with') + ' layout boundaries'
 
 
 def test_flops_count_groups_strides_and_batch():
@@ -173,3 +182,23 @@ def test_averaging_means_the_last_epochs_and_mirrors_the_images(tmp_path, fmnist
     wrong = np.eye(10)[np.where(labels == 3, 4, labels)]
     assert averaging.errors_by_class(wrong, labels) == [int((labels == 3).sum()) if k == 3 else 0
                                                         for k in range(10)]
+
+
+def test_layouts_benchmark_binds_and_times_both_grouped_convolution_forms(monkeypatch):
+    """benchmarks/layouts.py's parts: the trainer's SE-ResNeXt-11 (8 groups of 4, 8 and 16
+    channels) bound with plain-layout boundaries around its two narrow grouped convolutions and
+    without any, and both timed."""
+    # benchmarks.precision sets OMP_NUM_THREADS from sys.argv when first imported, unless it is set.
+    monkeypatch.setenv('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS', '1'))
+    from benchmarks import layouts, precision
+    argv = ['--data-type', 'fashion-mnist', '--depth', '11', '--num-group', '8', '--batch-size', '8']
+    bound = {form: precision.bind(argv, conv_form=form) for form in layouts.FORMS}
+
+    def boundaries(mod):
+        suffix = '_plain_input_output'
+        return sorted(name[:-len(suffix)] for name in mod.symbol.get_internals().list_outputs()
+                      if name.endswith(suffix))
+    assert boundaries(bound['plain-layout'][0]) == ['stage1_unit1_conv2', 'stage2_unit1_conv2']
+    assert boundaries(bound['grouped'][0]) == []
+    speed = precision.time_alternately(bound, steps=2, rounds=1)
+    assert sorted(speed) == sorted(layouts.FORMS) and min(speed.values()) > 0

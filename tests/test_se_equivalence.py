@@ -5,6 +5,9 @@ bind both graphs with the same parameters on real Fashion-MNIST images and compa
 gradient.
 """
 import json
+import os
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -13,6 +16,7 @@ import pytest
 import data
 import symbols
 from symbols import cpu_fast, layers
+from tests.conftest import ROOT
 
 RTOL = 1e-4
 """Largest accepted max|fast - plain| / max|plain| of any output or gradient."""
@@ -31,11 +35,14 @@ def fmnist_batch():
     return pixels, labels[:64].astype(np.float32)
 
 
-def build(impl, **kwargs):
+def build(impl, conv_form='plain-layout', **kwargs):
     """The network with the fast ('fast') or the textbook ('broadcast') SE block and grouped
-    convolution (symbols.cpu_fast.SE_IMPLS, GROUPED_CONV_IMPLS)."""
+    convolution (symbols.cpu_fast.SE_IMPLS, GROUPED_CONV_IMPLS); the fast one with its grouped
+    convolutions in ``conv_form``, by default the form with plain-layout boundaries, whatever
+    this CPU's 'auto' picks."""
     if impl == 'fast':
-        return symbols.get_symbol('se-resnext', **kwargs)
+        with cpu_fast.grouped_conv_implementation(conv_form):
+            return symbols.get_symbol('se-resnext', **kwargs)
     with cpu_fast.textbook_graph():
         return symbols.get_symbol('se-resnext', **kwargs)
 
@@ -107,19 +114,22 @@ def assert_same_training_step(fast, plain, pixels, labels, dtype=np.float32, rto
     assert np.abs(grads_plain['stage1_unit1_excitation1_weight']).max() > 0
 
 
-def test_small_image_network_matches_broadcast(fmnist_batch):
-    """SE-ResNeXt-29 8x4d (depth 29, 8 groups of 4 and 8 channels: the grouped convolutions sit
-    between plain-layout boundaries in the fast graph) on 64 real 32x32 images, in float32."""
+@pytest.mark.parametrize('conv_form', ['plain-layout', 'grouped'])
+def test_small_image_network_matches_broadcast(fmnist_batch, conv_form):
+    """SE-ResNeXt-29 8x4d (depth 29, 8 groups of 4, 8 and 16 channels: in the 'plain-layout'
+    form the first two stages' grouped convolutions sit between plain-layout boundaries) on 64 real
+    32x32 images, in float32, in both forms the 'auto' grouped convolution picks from."""
     pixels, labels = fmnist_batch
     kwargs = dict(num_classes=10, num_layers=29, image_shape=(3, 32, 32), num_group=8)
-    assert_same_training_step(build('fast', **kwargs), build('broadcast', **kwargs), pixels,
-                              labels)
+    assert_same_training_step(build('fast', conv_form, **kwargs), build('broadcast', **kwargs),
+                              pixels, labels)
 
 
 def test_narrow_grouped_convolutions_have_plain_layout_boundaries():
     """In the fast graph a grouped convolution reads and feeds a plain-layout ``slice_axis`` where
     its groups are narrower than oneDNN's 16-channel block (SE-ResNeXt-50 32x4d: stages 1 and 2,
-    4 and 8 channels a group), and nowhere else; the textbook graph has none."""
+    4 and 8 channels a group), and nowhere else; the textbook graph has none, nor has the fast
+    graph in the 'grouped' form, and the default 'auto' form is one of the two as this CPU says."""
     def boundaries(sym):
         nodes = json.loads(sym.tojson())['nodes']
         found = {}
@@ -137,6 +147,47 @@ def test_narrow_grouped_convolutions_have_plain_layout_boundaries():
         narrow = name.startswith(('stage1_', 'stage2_'))
         assert before == after == narrow, name
     assert not any(any(pair) for pair in boundaries(build('broadcast', **kwargs)).values())
+    assert not any(any(pair) for pair in boundaries(build('fast', 'grouped', **kwargs)).values())
+    picked = 'plain-layout' if cpu_fast.onednn_uses_avx512() else 'grouped'
+    assert build('fast', 'auto', **kwargs).tojson() == build('fast', picked, **kwargs).tojson()
+
+
+@pytest.mark.parametrize('flags,max_isa,expected', [
+    (['fpu', 'avx2', 'avx512f', 'avx512bw'], '', True),
+    (['fpu', 'avx2', 'avx512f', 'avx512bw'], 'ALL', True),
+    (['fpu', 'avx2', 'avx512f', 'avx512bw'], 'avx512_core_bf16', True),
+    (['fpu', 'avx2', 'avx512f', 'avx512bw'], 'AVX2', False),
+    (['fpu', 'avx2', 'fma'], '', False),
+    (None, '', True),
+    (None, 'SSE41', False),
+])
+def test_avx512_kernels_from_cpu_flags_and_dnnl_max_cpu_isa(flags, max_isa, expected):
+    assert cpu_fast.avx512_kernels(flags, max_isa) is expected
+
+
+@pytest.mark.parametrize('max_isa', [None, 'AVX2'])
+def test_onednn_uses_avx512_says_what_onednn_runs(max_isa):
+    """In a process (with DNNL_MAX_CPU_ISA as given), onednn_uses_avx512 is True exactly when the
+    kernel oneDNN runs for a convolution is an AVX-512 one, as DNNL_VERBOSE names it."""
+    code = ('import mxnet as mx\n'
+            'from symbols import cpu_fast\n'
+            'data, weight = mx.nd.ones((2, 32, 8, 8)), mx.nd.ones((32, 32, 3, 3))\n'
+            'mx.nd.Convolution(data, weight, kernel=(3, 3), pad=(1, 1), num_filter=32,\n'
+            '                  no_bias=True).wait_to_read()\n'
+            'print("avx512:", cpu_fast.onednn_uses_avx512())\n')
+    env = dict(os.environ, DNNL_VERBOSE='1')
+    env.pop('DNNL_MAX_CPU_ISA', None)
+    if max_isa:
+        env['DNNL_MAX_CPU_ISA'] = max_isa
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    kernels = [line.split(',')[4] for line in out
+               if line.startswith('dnnl_verbose,exec,cpu,convolution,')]
+    assert kernels, out
+    says = [line for line in out if line.startswith('avx512:')]
+    assert says == ['avx512: %s' % any('avx512' in kernel for kernel in kernels)], (says, kernels)
+    if max_isa:
+        assert says == ['avx512: False']
 
 
 def test_make_train_network_matches_broadcast_float32(fmnist_batch):
@@ -242,18 +293,21 @@ def test_default_is_fast_and_context_restores():
     ('se-resnet', dict(num_layers=50, version=2), (1, 3, 224, 224)),
     ('se-inception-resnet-v2', dict(image_shape=(3, 75, 75)), (1, 3, 75, 75)),
 ])
+@pytest.mark.parametrize('conv_form', ['plain-layout', 'grouped'])
 def test_training_graph_of_a_textbook_graph_is_the_builders_fast_graph(network, kwargs,
-                                                                       data_shape):
+                                                                       data_shape, conv_form):
     """cpu_fast.training_graph turns a checkpoint's textbook graph into exactly the graph the builder
-    makes for training (the same JSON, so the equivalence tests above cover it), and leaves that
-    graph as it is."""
+    makes for training in the same grouped-convolution form (the same JSON, so the equivalence
+    tests above cover it), and leaves that graph as it is."""
     with cpu_fast.textbook_graph():
         textbook = symbols.get_symbol(network, 10, **kwargs)
-    fast = symbols.get_symbol(network, 10, **kwargs)
+    with cpu_fast.grouped_conv_implementation(conv_form):
+        fast = symbols.get_symbol(network, 10, **kwargs)
+        rewritten = cpu_fast.training_graph(textbook, data_shape)
+        again = cpu_fast.training_graph(rewritten, data_shape)
     assert textbook.tojson() != fast.tojson()
-    rewritten = cpu_fast.training_graph(textbook, data_shape)
     assert rewritten.tojson() == fast.tojson()
-    assert cpu_fast.training_graph(rewritten, data_shape).tojson() == fast.tojson()
+    assert again.tojson() == fast.tojson()
 
 
 def test_training_graph_of_the_original_released_model(fmnist_batch, released_json):
@@ -262,7 +316,8 @@ def test_training_graph_of_the_original_released_model(fmnist_batch, released_js
     convolutions, and the same outputs, gradients and BatchNorm statistics (float64, two real
     images at 64x64)."""
     released = mx.sym.load(released_json)
-    fast = cpu_fast.training_graph(released, (1, 3, 224, 224))
+    with cpu_fast.grouped_conv_implementation('plain-layout'):
+        fast = cpu_fast.training_graph(released, (1, 3, 224, 224))
     ops = [node['op'] for node in json.loads(fast.tojson())['nodes']]
     assert 'broadcast_mul' not in ops and ops.count('elemwise_mul') == 16
     assert ops.count('slice_axis') == 2 * 13 + 16

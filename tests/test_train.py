@@ -183,8 +183,9 @@ def test_per_data_type_defaults_do_not_overwrite_given_values():
 
 @pytest.mark.parametrize('gpus', ['', '0,1'])
 def test_cpu_trains_the_fast_graph_and_every_checkpoint_holds_the_textbook_one(gpus):
-    """SE-ResNeXt-29 with 8 groups: on the CPU the training graph has the fast SE and plain-layout
-    boundaries around its narrow grouped convolutions; on GPUs it is the textbook graph itself."""
+    """SE-ResNeXt-29 with 8 groups: on the CPU the training graph has the fast SE (and, where oneDNN
+    runs AVX-512 kernels, plain-layout boundaries around its narrow grouped convolutions); on GPUs it
+    is the textbook graph itself."""
     def ops(sym):
         return {node['op'] for node in json.loads(sym.tojson())['nodes']}
     args = arguments.resolve_args(arguments.build_parser(network='se-resnext').parse_args(
