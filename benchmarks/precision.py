@@ -26,14 +26,15 @@ ROUNDS = 5
 """Timed rounds per precision, after one warm-up round."""
 
 
-def bind(argv, dtype='float32', conv_form='auto'):
+def bind(argv, dtype='float32', conv_form='auto', se_form='fast'):
     """(module, synthetic batch, resolved flags) of the trainer's network for ``argv`` in
-    ``dtype``, its grouped convolutions in ``conv_form`` (symbols.cpu_fast.GROUPED_CONV_IMPLS)."""
+    ``dtype``, its grouped convolutions in ``conv_form`` and its SE blocks in ``se_form``
+    (symbols.cpu_fast.GROUPED_CONV_IMPLS, SE_IMPLS)."""
     parser = arguments.build_parser(network='se-resnext')
     args = arguments.resolve_args(parser.parse_args(argv + ['--benchmark', '--dtype', dtype]))
     contexts = arguments.make_contexts(args.gpus, args.cpus)
     plan = fit.make_plan(args, mx.kv.create(args.kv_store), contexts)
-    with cpu_fast.grouped_conv_implementation(conv_form):
+    with cpu_fast.grouped_conv_implementation(conv_form), cpu_fast.se_implementation(se_form):
         symbol = fit.build_network(args)[0]
     mod = fit.bind(args, plan, symbol, fit.FRESH_START)
     fit.init_optimizer(mod, args, plan, fit.FRESH_START)

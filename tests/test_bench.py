@@ -1,5 +1,6 @@
 """benchmarks/bench.py: the FLOP count behind its GFLOP/s column and its table; benchmarks/recipe.py;
 benchmarks/averaging.py."""
+import json
 import os
 import re
 
@@ -186,19 +187,26 @@ def test_averaging_means_the_last_epochs_and_mirrors_the_images(tmp_path, fmnist
 
 def test_layouts_benchmark_binds_and_times_both_grouped_convolution_forms(monkeypatch):
     """benchmarks/layouts.py's parts: the trainer's SE-ResNeXt-11 (8 groups of 4, 8 and 16
-    channels) bound with plain-layout boundaries around its two narrow grouped convolutions and
-    without any, and both timed."""
+    channels) bound with plain-layout boundaries around its two narrow grouped convolutions, without
+    any, and as the textbook graph, and all timed."""
     # benchmarks.precision sets OMP_NUM_THREADS from sys.argv when first imported, unless it is set.
     monkeypatch.setenv('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS', '1'))
     from benchmarks import layouts, precision
     argv = ['--data-type', 'fashion-mnist', '--depth', '11', '--num-group', '8', '--batch-size', '8']
-    bound = {form: precision.bind(argv, conv_form=form) for form in layouts.FORMS}
+    bound = {name: precision.bind(argv, conv_form=conv, se_form=se)
+             for name, (se, conv) in layouts.FORMS.items()}
 
     def boundaries(mod):
         suffix = '_plain_input_output'
         return sorted(name[:-len(suffix)] for name in mod.symbol.get_internals().list_outputs()
                       if name.endswith(suffix))
-    assert boundaries(bound['plain-layout'][0]) == ['stage1_unit1_conv2', 'stage2_unit1_conv2']
-    assert boundaries(bound['grouped'][0]) == []
+    def se_scales(mod):
+        return sorted({node['op'] for node in json.loads(mod.symbol.tojson())['nodes']}
+                      & {'broadcast_mul', 'elemwise_mul'})
+    assert boundaries(bound['boundaries'][0]) == ['stage1_unit1_conv2', 'stage2_unit1_conv2']
+    assert boundaries(bound['no boundaries'][0]) == boundaries(bound['textbook'][0]) == []
+    assert se_scales(bound['boundaries'][0]) == se_scales(bound['no boundaries'][0]) == [
+        'elemwise_mul']
+    assert se_scales(bound['textbook'][0]) == ['broadcast_mul']
     speed = precision.time_alternately(bound, steps=2, rounds=1)
     assert sorted(speed) == sorted(layouts.FORMS) and min(speed.values()) > 0
