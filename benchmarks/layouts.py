@@ -13,30 +13,30 @@ form 'auto' picks here. Takes the trainer's flags::
 """
 import sys
 
-from benchmarks import precision  # sets the OpenMP threads from the trainer's flags first
+from benchmarks import bench, precision  # precision sets the OpenMP threads from the trainer's flags
 from senet import arguments
 from symbols import cpu_fast
 
-FORMS = {'boundaries': ('fast', 'plain-layout'), 'no boundaries': ('fast', 'grouped'),
-         'textbook': ('broadcast', 'grouped')}
-"""Row name -> (SE formulation, grouped-convolution implementation) in symbols.cpu_fast."""
+FORMS = ('fast-plain-layout', 'fast-grouped', 'broadcast')
+"""The graphs timed, named as in :data:`benchmarks.bench.GRAPHS`: the training graph with and
+without boundaries, and the textbook graph."""
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        bound = {name: precision.bind(argv, conv_form=conv, se_form=se)
-                 for name, (se, conv) in FORMS.items()}
+        bound = {name: precision.bind(argv, se_form=bench.GRAPHS[name][0],
+                                      conv_form=bench.GRAPHS[name][1]) for name in FORMS}
     except arguments.UsageError as err:
         sys.exit('error: %s' % err)
     speed = precision.time_alternately(bound)
     for name in FORMS:
-        print('%-14s %9.2f img/s' % (name, speed[name]))
+        print('%-17s %9.2f img/s' % (name, speed[name]))
     print('without / with boundaries: %.2fx; fast SE / textbook SE (no boundaries): %.2fx' % (
-        speed['no boundaries'] / speed['boundaries'], speed['no boundaries'] / speed['textbook']))
-    print('auto builds %s here (oneDNN AVX-512 kernels: %s)' % (
-        'boundaries' if cpu_fast.grouped_conv_form() == 'plain-layout' else 'no boundaries',
-        'yes' if cpu_fast.onednn_uses_avx512() else 'no'))
+        speed['fast-grouped'] / speed['fast-plain-layout'],
+        speed['fast-grouped'] / speed['broadcast']))
+    print('the trainers build fast-%s here (oneDNN AVX-512 kernels: %s)' % (
+        cpu_fast.grouped_conv_form(), 'yes' if cpu_fast.onednn_uses_avx512() else 'no'))
     return 0
 
 

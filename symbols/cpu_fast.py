@@ -40,7 +40,7 @@ kernel.
 ``auto`` (the default): ``plain-layout`` where oneDNN runs its AVX-512 kernels
 (:func:`onednn_uses_avx512`), else ``grouped``. With its AVX2 kernels oneDNN keeps a narrow grouped
 convolution's data and gradients in the plain layout by itself, and the boundaries only add copies:
-SE-ResNeXt-50 32x4d trained about 10 % slower with them on an AVX2-only CPU (docs/performance.md)."""
+SE-ResNeXt-50 32x4d trained 5-12 % slower with them on an AVX2-only CPU (docs/performance.md)."""
 
 AVX512_FLAG = 'avx512f'
 """The ``/proc/cpuinfo`` flag of the CPUs on which oneDNN picks AVX-512 kernels."""
@@ -254,9 +254,9 @@ def training_graph(symbol, data_shape):
             groups = int(attrs.get('num_group', 1))
             weight = (shapes.get(nodes[node['inputs'][1][0]]['name']) if op == 'Convolution'
                       and len(node['inputs']) > 1 else None) or (0, 0)
-            narrow = op == 'Convolution' and needs_plain_layout(groups * weight[1], groups)
+            bounded = op == 'Convolution' and needs_plain_layout(groups * weight[1], groups)
             make = functools.partial(_recreate, op, name, attrs, inputs[1:])
-            if narrow and inputs[0].name != name + '_plain_input':
+            if bounded and inputs[0].name != name + '_plain_input':
                 out = between_plain_layouts(make, inputs[0], name)
             else:
                 out = make(*inputs[:1])

@@ -193,20 +193,21 @@ def test_layouts_benchmark_binds_and_times_both_grouped_convolution_forms(monkey
     monkeypatch.setenv('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS', '1'))
     from benchmarks import layouts, precision
     argv = ['--data-type', 'fashion-mnist', '--depth', '11', '--num-group', '8', '--batch-size', '8']
-    bound = {name: precision.bind(argv, conv_form=conv, se_form=se)
-             for name, (se, conv) in layouts.FORMS.items()}
+    bound = {name: precision.bind(argv, se_form=bench.GRAPHS[name][0],
+                                  conv_form=bench.GRAPHS[name][1]) for name in layouts.FORMS}
 
     def boundaries(mod):
         suffix = '_plain_input_output'
         return sorted(name[:-len(suffix)] for name in mod.symbol.get_internals().list_outputs()
                       if name.endswith(suffix))
+
     def se_scales(mod):
         return sorted({node['op'] for node in json.loads(mod.symbol.tojson())['nodes']}
                       & {'broadcast_mul', 'elemwise_mul'})
-    assert boundaries(bound['boundaries'][0]) == ['stage1_unit1_conv2', 'stage2_unit1_conv2']
-    assert boundaries(bound['no boundaries'][0]) == boundaries(bound['textbook'][0]) == []
-    assert se_scales(bound['boundaries'][0]) == se_scales(bound['no boundaries'][0]) == [
+    assert boundaries(bound['fast-plain-layout'][0]) == ['stage1_unit1_conv2', 'stage2_unit1_conv2']
+    assert boundaries(bound['fast-grouped'][0]) == boundaries(bound['broadcast'][0]) == []
+    assert se_scales(bound['fast-plain-layout'][0]) == se_scales(bound['fast-grouped'][0]) == [
         'elemwise_mul']
-    assert se_scales(bound['textbook'][0]) == ['broadcast_mul']
+    assert se_scales(bound['broadcast'][0]) == ['broadcast_mul']
     speed = precision.time_alternately(bound, steps=2, rounds=1)
     assert sorted(speed) == sorted(layouts.FORMS) and min(speed.values()) > 0
